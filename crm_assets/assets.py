@@ -1,0 +1,56 @@
+"""The nine CRM assets: one dlt multi-asset built from the resource table."""
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dagster import AssetExecutionContext, AssetsDefinition
+from dagster_dlt import dlt_assets
+
+from crm_assets.constants import ASSETS_OP_NAME, PIPELINE_NAME, WAREHOUSE_POOL
+from crm_assets.dlt_resource import CrmDltResource
+from crm_assets.resources import CrmApiResource, CrmWarehouseResource
+from crm_assets.sources.crm import crm_source
+from crm_assets.translator import CrmDltTranslator
+
+SPEC_BASE_URL = "https://crm.invalid"
+SPEC_TOKEN = "not-a-token"
+"""Placeholders of the source that only describes the assets: it is never run."""
+
+
+def _spec_pipeline(destination: str) -> dlt.Pipeline:
+    """A pipeline naming the destination for asset kinds; runs build their own."""
+    return dlt.pipeline(
+        pipeline_name=PIPELINE_NAME,
+        destination=destination,
+        pipelines_dir=str(Path(tempfile.gettempdir()) / "crm-assets-specs"),
+    )
+
+
+def build_crm_assets(destination: str) -> AssetsDefinition:
+    """The multi-asset of the nine resources, with kinds naming ``destination``."""
+
+    @dlt_assets(
+        dlt_source=crm_source(base_url=SPEC_BASE_URL, access_token=SPEC_TOKEN),
+        dlt_pipeline=_spec_pipeline(destination),
+        name=ASSETS_OP_NAME,
+        dagster_dlt_translator=CrmDltTranslator(),
+        pool=WAREHOUSE_POOL,
+    )
+    def crm_dlt_assets(
+        context: AssetExecutionContext,
+        dlt: CrmDltResource,
+        crm_api: CrmApiResource,
+        warehouse: CrmWarehouseResource,
+    ) -> Iterator[Any]:
+        """Sync the selected CRM resources into the warehouse, merging by `id`."""
+        yield from dlt.run(
+            context=context,
+            dlt_source=crm_api.build_source(),
+            dlt_pipeline=warehouse.build_pipeline(),
+            loader_file_format=warehouse.loader_file_format(),
+        )
+
+    return crm_dlt_assets

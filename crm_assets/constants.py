@@ -1,0 +1,26 @@
+"""Names and policy shared by every module of the code location."""
+
+from __future__ import annotations
+
+KEY_PREFIX = "crm"
+"""First part of every asset key: ``crm/<resource>``."""
+
+GROUP_NAME = "crm"
+ASSETS_OP_NAME = "crm_dlt_assets"
+"""Name of the one multi-asset op; run config for backfills is addressed to it."""
+
+PIPELINE_NAME = "crm"
+"""dlt pipeline name; dlt keeps its state in the destination under this name."""
+
+SYNC_JOB_NAME = "crm_sync_job"
+
+WAREHOUSE_POOL = "crm_warehouse"
+"""Dagster pool of every run that writes the warehouse."""
+
+DEFAULT_DESTINATION = "duckdb"
+DEFAULT_DATASET = "crm"
+DEFAULT_DUCKDB_PATH = "data/crm_warehouse.duckdb"
+"""Relative to the working directory; its stem must differ from the dataset name."""
+
+PARQUET_DESTINATIONS = frozenset({"duckdb", "motherduck"})
+"""Destinations loaded from parquet files: far faster and leaner than dlt's default."""

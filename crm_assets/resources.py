@@ -1,0 +1,150 @@
+"""Dagster resources: the CRM API (URL and token) and the warehouse (dlt destination)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dagster import ConfigurableResource, EnvVar
+from dlt.common.destination import Destination
+from dlt.extract.source import DltSource
+from pydantic import Field
+
+from crm_assets.constants import (
+    DEFAULT_DATASET,
+    DEFAULT_DESTINATION,
+    DEFAULT_DUCKDB_PATH,
+    PARQUET_DESTINATIONS,
+    PIPELINE_NAME,
+)
+from crm_assets.sources.crm import crm_source, with_paths
+from crm_assets.sources.crm.settings import PAGE_SIZE, REQUEST_TIMEOUT_SECONDS
+
+DLT_TOKEN_KEY = "access_token"
+"""The seed's secret: ``access_token`` in ``.dlt/secrets.toml``."""
+
+
+class MissingTokenError(ValueError):
+    """No access token was configured anywhere."""
+
+
+class CrmApiResource(ConfigurableResource):  # type: ignore[misc]
+    """The CRM API: where it is and the token it takes.
+
+    The token comes from ``CRM_ACCESS_TOKEN``, else from ``access_token`` in
+    ``.dlt/secrets.toml`` (the seed's ``dlt.secrets["access_token"]``). It is read at run
+    time only, when an asset builds its source.
+    """
+
+    base_url: str = Field(description="Root URL of the CRM API (CRM_BASE_URL).")
+    access_token: str | None = Field(
+        default=None,
+        description="Bearer token (CRM_ACCESS_TOKEN); falls back to .dlt/secrets.toml.",
+    )
+    path_overrides: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per-resource API paths replacing the seed\'s, e.g. {"documents": "/documents"}.',
+    )
+    page_size: int = Field(default=PAGE_SIZE, ge=1, le=100, description="Records per page.")
+    timeout_seconds: float = Field(
+        default=REQUEST_TIMEOUT_SECONDS, gt=0, description="Connect and read timeout."
+    )
+
+    def token(self) -> str:
+        """The configured token, or the seed's dlt secret.
+
+        Raises:
+            MissingTokenError: Neither is set.
+        """
+        token = self.access_token or dlt.secrets.get(DLT_TOKEN_KEY)
+        if not token:
+            raise MissingTokenError(
+                "no CRM access token: set CRM_ACCESS_TOKEN, or access_token in .dlt/secrets.toml"
+            )
+        return str(token)
+
+    def build_source(self) -> DltSource:
+        """A fresh dlt source carrying the token, for one run."""
+        return crm_source(
+            base_url=self.base_url,
+            access_token=self.token(),
+            resources=with_paths(self.path_overrides),
+            page_size=self.page_size,
+            timeout=self.timeout_seconds,
+        )
+
+
+class CrmWarehouseResource(ConfigurableResource):  # type: ignore[misc]
+    """The warehouse: a dlt destination and dataset.
+
+    DuckDB is the embedded default. Any other dlt destination is configured the dlt way,
+    for example ``DESTINATION__POSTGRES__CREDENTIALS``.
+    """
+
+    destination: str = Field(
+        default=DEFAULT_DESTINATION, description="dlt destination (CRM_DESTINATION)."
+    )
+    duckdb_path: str = Field(
+        default=DEFAULT_DUCKDB_PATH, description="DuckDB file for destination duckdb."
+    )
+    dataset: str = Field(default=DEFAULT_DATASET, description="Dataset (schema) name.")
+    pipelines_dir: str | None = Field(
+        default=None, description="Where dlt keeps its working files; dlt's default if unset."
+    )
+
+    def _destination(self) -> Destination[Any, Any]:
+        if self.destination != "duckdb":
+            return Destination.from_reference(self.destination)
+        path = Path(self.duckdb_path)
+        if path.stem == self.dataset:
+            raise ValueError(
+                f"CRM_DUCKDB_PATH file name {path.name!r} has the same stem as CRM_DATASET "
+                f"{self.dataset!r}; DuckDB cannot tell the catalog from the schema. "
+                "Rename the file, e.g. crm_warehouse.duckdb"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return dlt.destinations.duckdb(credentials=str(path))
+
+    def build_pipeline(self) -> dlt.Pipeline:
+        """A fresh dlt pipeline writing the dataset; its state lives in the destination."""
+        return dlt.pipeline(
+            pipeline_name=PIPELINE_NAME,
+            destination=self._destination(),
+            dataset_name=self.dataset,
+            pipelines_dir=self.pipelines_dir,
+        )
+
+    def loader_file_format(self) -> str | None:
+        """Parquet where the destination loads it natively, else dlt's preferred format."""
+        return "parquet" if self.destination in PARQUET_DESTINATIONS else None
+
+
+def _bound(environ: Mapping[str, str], **fields: str) -> dict[str, Any]:
+    """``EnvVar`` bindings for the fields whose variable is set; unset ones keep defaults."""
+    return {field: EnvVar(var) for field, var in fields.items() if environ.get(var)}
+
+
+def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The resources bound to the ``CRM_*`` environment variables that are set.
+
+    Values are resolved by Dagster at run time; only which variables are set is read here.
+    ``CRM_BASE_URL`` has no default, so it is always bound: a run without it fails naming it.
+    """
+    env = os.environ if environ is None else environ
+    return {
+        "crm_api": CrmApiResource(
+            base_url=EnvVar("CRM_BASE_URL"), **_bound(env, access_token="CRM_ACCESS_TOKEN")
+        ),
+        "warehouse": CrmWarehouseResource(
+            **_bound(
+                env,
+                destination="CRM_DESTINATION",
+                duckdb_path="CRM_DUCKDB_PATH",
+                dataset="CRM_DATASET",
+                pipelines_dir="CRM_PIPELINES_DIR",
+            )
+        ),
+    }

@@ -1,0 +1,90 @@
+"""Checks every response of one resource against the contract before dlt reads it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from requests import Response
+
+from crm_assets.sources.crm.errors import (
+    CrmMalformedPageError,
+    CrmRecordError,
+    CrmStatusError,
+    hint_for,
+)
+from crm_assets.sources.crm.settings import PRIMARY_KEY
+
+MAX_MESSAGE_CHARS = 300
+_REDACTED = "***"
+
+
+def _page_of(response: Response) -> str:
+    query = parse_qs(urlsplit(response.url or "").query)
+    return query.get("page", ["?"])[-1]
+
+
+def _server_message(response: Response) -> str:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return body["error"][:MAX_MESSAGE_CHARS]
+    return response.text[:MAX_MESSAGE_CHARS] or "(empty body)"
+
+
+def _check_envelope(body: Any) -> str | None:
+    if not isinstance(body, dict) or not isinstance(body.get("list"), list):
+        return "the body has no 'list' array"
+    for position, item in enumerate(body["list"]):
+        if not isinstance(item, dict) or not isinstance(item.get("record"), dict):
+            return f"item {position} of 'list' has no 'record' object"
+    return None
+
+
+def _missing_key(body: dict[str, Any]) -> int | None:
+    for position, item in enumerate(body["list"]):
+        if item["record"].get(PRIMARY_KEY) in (None, ""):
+            return position
+    return None
+
+
+def page_checker(resource: str, secret: str) -> Callable[[Response], Response]:
+    """Build the response hook of ``resource``.
+
+    The hook raises a :class:`CrmError` naming the resource and page for an error status,
+    a body that is not the envelope, or a record without ``id``. It parses the body once
+    (with orjson) and hands that parse to dlt's data selector. ``secret`` is redacted from
+    any server text quoted in an error.
+    """
+
+    def redact(text: str) -> str:
+        return text.replace(secret, _REDACTED) if secret else text
+
+    def check(response: Response) -> Response:
+        page = _page_of(response)
+        if response.status_code >= 400:
+            problem = f"HTTP {response.status_code}: {redact(_server_message(response))}"
+            hint = hint_for(response.status_code)
+            raise CrmStatusError(resource, page, problem, hint, response)
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            snippet = redact(response.text[:80])
+            problem = f"the body is not valid JSON ({exc}); it starts with {snippet!r}"
+            raise CrmMalformedPageError(resource, page, problem, hint_for(502), response) from exc
+        envelope_problem = _check_envelope(body)
+        if envelope_problem:
+            raise CrmMalformedPageError(resource, page, envelope_problem, hint_for(502), response)
+        position = _missing_key(body)
+        if position is not None:
+            problem = f"record {position} has no '{PRIMARY_KEY}'"
+            hint = "every record needs a non-null id, the primary key; report it to the CRM owner"
+            raise CrmRecordError(resource, page, problem, hint, response)
+        response.json = lambda **_: body  # type: ignore[method-assign]
+        return response
+
+    return check

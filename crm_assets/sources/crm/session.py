@@ -1,0 +1,63 @@
+"""The HTTP session every CRM request goes through, with the seed's retry policy."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from dlt.sources.helpers.requests import Client
+from requests import Session
+from requests.exceptions import ChunkedEncodingError, ConnectionError, Timeout
+
+from crm_assets.sources.crm.errors import CrmMalformedPageError
+from crm_assets.sources.crm.settings import (
+    BACKOFF_FACTOR,
+    MAX_RETRIES,
+    MAX_RETRY_DELAY_SECONDS,
+    REQUEST_TIMEOUT_SECONDS,
+    RETRY_STATUSES,
+)
+
+RETRIED_EXCEPTIONS = (ConnectionError, Timeout, ChunkedEncodingError, CrmMalformedPageError)
+"""Transport faults, and 200s whose body is not the envelope, are retried like 5xx."""
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def check_base_url(base_url: str) -> str:
+    """Return ``base_url`` without a trailing slash, or raise if it is unusable.
+
+    A token is only ever sent over HTTPS, or over plain HTTP to a loopback host.
+
+    Raises:
+        ValueError: The URL is malformed, or plain HTTP to a host outside loopback.
+    """
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"CRM_BASE_URL must be an http(s) URL such as https://crm.example.com, got {base_url!r}"
+        )
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        raise ValueError(
+            f"CRM_BASE_URL {base_url!r} uses plain HTTP to a host outside loopback; "
+            "use https:// so the access token is never sent in clear text"
+        )
+    return base_url.rstrip("/")
+
+
+def crm_session(timeout: float = REQUEST_TIMEOUT_SECONDS) -> Session:
+    """A session retrying 429/500/502/503/504 and transport faults at most 3 times.
+
+    Waits grow exponentially with factor 2 (2, 4, 8 seconds) unless the server sends
+    ``Retry-After``, which is honoured. Any other error status fails at once.
+    """
+    client = Client(
+        request_timeout=timeout,
+        raise_for_status=False,
+        status_codes=RETRY_STATUSES,
+        exceptions=RETRIED_EXCEPTIONS,
+        request_max_attempts=MAX_RETRIES + 1,
+        request_backoff_factor=BACKOFF_FACTOR,
+        request_max_retry_delay=MAX_RETRY_DELAY_SECONDS,
+        respect_retry_after_header=True,
+    )
+    return client.session

@@ -1,0 +1,287 @@
+"""The sandbox CRM's HTTP server: the API contract, plus an admin API under ``/_sandbox``."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from crm_sandbox.data import PATHS, CrmData, parse_time
+from crm_sandbox.faults import FaultPlan
+
+DEFAULT_TOKEN = "sandbox-token"
+ADMIN_PREFIX = "/_sandbox"
+MAX_LIMIT = 100
+
+
+class BadQuery(ValueError):
+    """A query value the contract rejects with 400."""
+
+
+class CrmSandbox:
+    """A deterministic CRM that implements the API contract on loopback.
+
+    Args:
+        records: Records generated per path.
+        seed: Seed of the generated data and of random faults.
+        token: The bearer token the server accepts.
+        latency: Seconds every data request waits before it answers.
+        faults: Which requests fail, and how.
+    """
+
+    def __init__(
+        self,
+        records: int = 1000,
+        seed: int = 7,
+        token: str = DEFAULT_TOKEN,
+        latency: float = 0.0,
+        faults: FaultPlan | None = None,
+    ) -> None:
+        self.data = CrmData(records, seed)
+        self.token = token
+        self.latency = latency
+        self.faults = faults or FaultPlan(seed=seed)
+        self.requests: Counter[str] = Counter()
+        self.statuses: Counter[int] = Counter()
+        self.records_served = 0
+        self._stats_lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running server."""
+        if self._server is None:
+            raise RuntimeError("the sandbox is not running; call start() first")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> CrmSandbox:
+        """Serve in a background thread; ``port=0`` picks a free port."""
+        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self, host: str, port: int) -> None:
+        """Serve in the calling thread until interrupted."""
+        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> CrmSandbox:
+        return self.start() if self._server is None else self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def truth(self, path: str) -> dict[str, str]:
+        """Ground truth of ``path``: every id with its ``modifiedtime``."""
+        with self.data.lock:
+            return self.data.store(path).truth()
+
+    def modify(self, path: str, count: int) -> list[str]:
+        """Modify ``count`` existing records of ``path``; return their ids."""
+        with self.data.lock:
+            store = self.data.store(path)
+            return store.modify(store.pick(count))
+
+    def add(self, path: str, count: int) -> list[str]:
+        """Add ``count`` new records to ``path``; return their ids."""
+        with self.data.lock:
+            return self.data.store(path).add(count)
+
+    def stats(self) -> dict[str, Any]:
+        """Requests per path, responses per status, and records served."""
+        with self._stats_lock:
+            return {
+                "requests": dict(self.requests),
+                "statuses": {str(code): n for code, n in self.statuses.items()},
+                "records_served": self.records_served,
+            }
+
+    def reset_stats(self) -> None:
+        """Zero the request and record counters."""
+        with self._stats_lock:
+            self.requests.clear()
+            self.statuses.clear()
+            self.records_served = 0
+
+    def _count(self, path: str, status: int, records: int = 0) -> None:
+        with self._stats_lock:
+            self.requests[path] += 1
+            self.statuses[status] += 1
+            self.records_served += records
+
+
+def _query(raw: str) -> tuple[int, int, int | None]:
+    params = {key: values[-1] for key, values in parse_qs(raw, keep_blank_values=True).items()}
+    try:
+        page = int(params.get("page", "1"))
+        limit = int(params.get("limit", str(MAX_LIMIT)))
+        since = params.get("modified_since")
+        since_micros = parse_time(since) if since is not None else None
+    except ValueError as exc:
+        raise BadQuery(f"bad query value: {exc}") from exc
+    if page < 1 or not 1 <= limit <= MAX_LIMIT:
+        raise BadQuery(f"page must be >= 1 and limit within 1..{MAX_LIMIT}")
+    return page, limit, since_micros
+
+
+def _handler_for(sandbox: CrmSandbox) -> type[BaseHTTPRequestHandler]:
+    class Handler(_Handler):
+        crm = sandbox
+
+    return Handler
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    crm: CrmSandbox
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: the sandbox reports through its stats, not stderr."""
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, path: str, status: int, message: str, **headers: str) -> None:
+        self.crm._count(path, status)
+        self._send(status, orjson.dumps({"error": message}), headers)
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+        url = urlsplit(self.path)
+        if url.path.startswith(ADMIN_PREFIX):
+            self._admin_get(url.path.removeprefix(ADMIN_PREFIX), url.query)
+            return
+        self._data(url.path, url.query)
+
+    def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = orjson.loads(self.rfile.read(length)) if length else {}
+        if not url.path.startswith(ADMIN_PREFIX):
+            self._send(405, orjson.dumps({"error": "method not allowed"}))
+            return
+        self._admin_post(url.path.removeprefix(ADMIN_PREFIX), body)
+
+    def _data(self, path: str, raw_query: str) -> None:
+        if self.headers.get("Authorization") != f"Bearer {self.crm.token}":
+            self._error(path, 401, "invalid or expired access token")
+            return
+        if path not in PATHS:
+            self._error(path, 404, f"no such resource: {path}")
+            return
+        try:
+            page, limit, since = _query(raw_query)
+        except BadQuery as exc:
+            self._error(path, 400, str(exc))
+            return
+        if self.crm.latency:
+            time.sleep(self.crm.latency)
+        fault = self.crm.faults.draw(path)
+        if fault is not None and self._fault(path, fault):
+            return
+        with self.crm.data.lock:
+            blobs = self.crm.data.store(path).page(page, limit, since)
+        body = b'{"list":[' + b",".join(blobs) + b'],"page":%d,"limit":%d}' % (page, limit)
+        self.crm._count(path, 200, len(blobs))
+        self._send(200, _corrupt(body, fault))
+
+    def _fault(self, path: str, kind: str) -> bool:
+        """Answer with the fault ``kind``; return False for faults applied to the body."""
+        if kind == "reset":
+            self.crm._count(path, 0)
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+            self.close_connection = True
+            self.connection.close()
+            return True
+        if kind == "slow":
+            time.sleep(self.crm.faults.slow_seconds)
+            return False
+        if kind == "429":
+            self._error(path, 429, "rate limited", **{"Retry-After": str(self.crm.faults.retry_after)})
+            return True
+        if kind[0].isdigit():
+            status = int(kind.split("-")[0])
+            self._error(path, status, f"sandbox fault {kind}")
+            return True
+        return False
+
+    def _admin_get(self, route: str, raw_query: str) -> None:
+        if route == "/truth":
+            query = parse_qs(raw_query)
+            paths = query.get("path", list(PATHS))
+            self._send(200, orjson.dumps({path: self.crm.truth(path) for path in paths}))
+        elif route == "/stats":
+            self._send(200, orjson.dumps(self.crm.stats()))
+        else:
+            self._send(404, orjson.dumps({"error": f"no admin route {route}"}))
+
+    def _admin_post(self, route: str, body: dict[str, Any]) -> None:
+        try:
+            result = self._admin_action(route, body)
+        except (KeyError, ValueError, TypeError) as exc:
+            self._send(400, orjson.dumps({"error": f"bad admin request: {exc!r}"}))
+            return
+        self._send(200, orjson.dumps(result))
+
+    def _admin_action(self, route: str, body: dict[str, Any]) -> Any:
+        crm = self.crm
+        if route == "/modify":
+            return {"ids": crm.modify(body["path"], int(body["count"]))}
+        if route == "/add":
+            return {"ids": crm.add(body["path"], int(body["count"]))}
+        if route == "/stats/reset":
+            crm.reset_stats()
+            return {"ok": True}
+        if route == "/faults":
+            for path, kinds in body.get("script", {}).items():
+                crm.faults.script(path, list(kinds))
+            crm.faults.rate = float(body.get("rate", crm.faults.rate))
+            crm.latency = float(body.get("latency", crm.latency))
+            return {"ok": True}
+        raise KeyError(route)
+
+
+def _corrupt(body: bytes, fault: str | None) -> bytes:
+    """Apply a body fault to a well-formed page."""
+    if fault == "html":
+        return b"<html><body>Service temporarily unavailable</body></html>"
+    if fault == "truncated":
+        return body[: max(len(body) // 2, 1)]
+    if fault == "no-list":
+        return b'{"data": [], "page": 1}'
+    if fault in ("missing-id", "duplicate-id"):
+        page = orjson.loads(body)
+        if page["list"]:
+            if fault == "missing-id":
+                del page["list"][0]["record"]["id"]
+            else:
+                page["list"].append(page["list"][0])
+        return orjson.dumps(page)
+    return body

@@ -1,0 +1,93 @@
+"""Shared fixtures: a sandbox CRM on loopback and a clean CRM_* environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from dagster import AssetSelection, ExecuteInProcessResult, materialize
+
+from crm_assets.assets import build_crm_assets
+from crm_assets.dlt_resource import CrmDltResource
+from crm_assets.resources import CrmApiResource, CrmWarehouseResource
+from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
+
+SANDBOX_RECORDS = 250
+"""Three pages per path: two full, one short."""
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[CrmSandbox]:
+    """A read-only sandbox shared by the session; tests that change data make their own."""
+    with CrmSandbox(records=SANDBOX_RECORDS) as crm:
+        yield crm
+
+
+@pytest.fixture
+def own_sandbox() -> Iterator[CrmSandbox]:
+    """A small sandbox of this test alone, free to modify and to fault."""
+    with CrmSandbox(records=120, seed=11) as crm:
+        yield crm
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No CRM_* setting or dlt token leaks in from the developer's shell."""
+    for name in list(os.environ):
+        if name.startswith("CRM_") or name in ("ACCESS_TOKEN", "CRM__ACCESS_TOKEN"):
+            monkeypatch.delenv(name)
+
+
+class Warehouse:
+    """A DuckDB warehouse and dlt working folder under ``tmp_path``."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "warehouse" / "crm_warehouse.duckdb"
+        self.pipelines_dir = root / "pipelines"
+
+    def resource(self) -> CrmWarehouseResource:
+        return CrmWarehouseResource(
+            duckdb_path=str(self.path), pipelines_dir=str(self.pipelines_dir)
+        )
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        with duckdb.connect(str(self.path), read_only=True) as connection:
+            return connection.sql(sql).fetchall()
+
+    def ids(self, table: str) -> set[str]:
+        return {row[0] for row in self.query(f"select id from crm.{table}")}
+
+    def tables(self) -> set[str]:
+        rows = self.query(
+            "select table_name from information_schema.tables where table_schema = 'crm'"
+        )
+        return {row[0] for row in rows}
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Warehouse:
+    return Warehouse(tmp_path)
+
+
+def sync(
+    crm: CrmSandbox,
+    warehouse: Warehouse,
+    token: str = DEFAULT_TOKEN,
+    selection: AssetSelection | None = None,
+    raise_on_error: bool = True,
+) -> ExecuteInProcessResult:
+    """Materialize the CRM assets against ``crm`` into ``warehouse``."""
+    return materialize(
+        [build_crm_assets("duckdb")],
+        selection=selection,
+        resources={
+            "dlt": CrmDltResource(),
+            "crm_api": CrmApiResource(base_url=crm.url, access_token=token),
+            "warehouse": warehouse.resource(),
+        },
+        raise_on_error=raise_on_error,
+    )

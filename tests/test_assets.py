@@ -1,0 +1,95 @@
+"""The nine assets materialized over real HTTP against the sandbox into DuckDB."""
+
+from __future__ import annotations
+
+from dagster import AssetKey, AssetSelection, TableSchema
+
+from crm_assets.sources.crm import RESOURCES
+from crm_sandbox.server import CrmSandbox
+from tests.conftest import SANDBOX_RECORDS, Warehouse, sync
+
+
+def _materializations(result) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    return {
+        event.asset_key.path[-1]: event.metadata
+        for event in (e.materialization for e in result.get_asset_materialization_events())
+    }
+
+
+def test_every_table_equals_the_sandbox(sandbox: CrmSandbox, warehouse: Warehouse) -> None:
+    result = sync(sandbox, warehouse)
+
+    assert result.success
+    for resource in RESOURCES:
+        truth = sandbox.truth(resource.path)
+        assert len(truth) == SANDBOX_RECORDS
+        assert warehouse.ids(resource.name) == set(truth), resource.name
+    assert warehouse.ids("documents") == warehouse.ids("opportunity_lines")
+
+
+def test_columns_are_snake_case_and_values_survive(
+    sandbox: CrmSandbox, warehouse: Warehouse
+) -> None:
+    sync(sandbox, warehouse, selection=AssetSelection.assets(AssetKey(["crm", "accounts"])))
+
+    columns = {
+        row[0]
+        for row in warehouse.query(
+            "select column_name from information_schema.columns where table_name = 'accounts'"
+        )
+    }
+    assert {"id", "modifiedtime", "annual_revenue", "is_active", "billing_address__city"} <= columns
+    assert not {name for name in columns if name != name.lower()}
+    record = next(iter(sandbox.data.store("/accounts").records.values()))
+    [(revenue,)] = warehouse.query(
+        f"select annual_revenue from crm.accounts where id = '{record['id']}'"
+    )
+    assert revenue == record["AnnualRevenue"]
+    tag_rows = warehouse.query("select count(*) from crm.accounts__tags")[0][0]
+    assert tag_rows == sum(len(r["Tags"] or []) for r in sandbox.data.store("/accounts").records.values())
+
+
+def test_metadata_records_rows_table_and_columns(
+    sandbox: CrmSandbox, warehouse: Warehouse
+) -> None:
+    metadata = _materializations(sync(sandbox, warehouse))
+
+    assert set(metadata) == {resource.name for resource in RESOURCES}
+    for name, values in metadata.items():
+        assert values["rows_loaded"].value == SANDBOX_RECORDS
+        assert values["dagster/table_name"].value == f"crm.{name}"
+        schema: TableSchema = values["dagster/column_schema"].schema
+        assert "id" in {column.name for column in schema.columns}
+    assert metadata["accounts"]["child_tables"].value == ["accounts__tags"]
+
+
+def test_a_second_run_in_the_same_process_succeeds(
+    sandbox: CrmSandbox, warehouse: Warehouse
+) -> None:
+    first = _materializations(sync(sandbox, warehouse))
+    second = _materializations(sync(sandbox, warehouse))
+
+    assert first["contacts"]["dagster/column_schema"] == second["contacts"]["dagster/column_schema"]
+    assert warehouse.query("select count(*) from crm.contacts") == [(SANDBOX_RECORDS,)]
+
+
+def test_subset_materializes_only_the_selection(
+    sandbox: CrmSandbox, warehouse: Warehouse
+) -> None:
+    selection = AssetSelection.assets(AssetKey(["crm", "cases"]), AssetKey(["crm", "campaigns"]))
+    result = sync(sandbox, warehouse, selection=selection)
+
+    assert set(_materializations(result)) == {"cases", "campaigns"}
+    assert {"cases", "campaigns"} <= warehouse.tables()
+    assert not {"accounts", "contacts", "documents"} & warehouse.tables()
+
+
+def test_an_empty_crm_loads_zero_rows_and_succeeds(warehouse: Warehouse) -> None:
+    with CrmSandbox(records=0) as empty:
+        result = sync(empty, warehouse)
+
+    assert result.success
+    metadata = _materializations(result)
+    assert len(metadata) == len(RESOURCES)
+    assert {values["rows_loaded"].value for values in metadata.values()} == {0}
+    assert sum(empty.stats()["requests"].values()) == len(RESOURCES)
