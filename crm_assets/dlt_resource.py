@@ -54,7 +54,7 @@ def rows_loaded(pipeline: Pipeline, table: str) -> int:
     return int(info.row_counts.get(table, 0)) if info else 0
 
 
-class CrmDltResource(DagsterDltResource):  # type: ignore[misc]
+class CrmDltResource(DagsterDltResource):
     """Runs the dlt pipeline and records rows loaded, the table and its columns per asset."""
 
     def extract_resource_metadata(
@@ -67,7 +67,9 @@ class CrmDltResource(DagsterDltResource):  # type: ignore[misc]
         """Metadata of one asset after a run; numbers are numbers so the UI can plot them."""
         schema = dlt_pipeline.default_schema
         table = schema.naming.normalize_table_identifier(str(resource.table_name))
-        children = sorted(name for name in schema.data_table_names() if name.startswith(f"{table}__"))
+        children = sorted(
+            name for name in schema.data_table_names() if name.startswith(f"{table}__")
+        )
         return {
             "rows_loaded": MetadataValue.int(rows_loaded(dlt_pipeline, table)),
             "destination": dlt_pipeline.destination.destination_name,

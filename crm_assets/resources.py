@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dlt
 from dagster import ConfigurableResource, EnvVar
@@ -31,7 +31,7 @@ class MissingTokenError(ValueError):
     """No access token was configured anywhere."""
 
 
-class CrmApiResource(ConfigurableResource):  # type: ignore[misc]
+class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
     """The CRM API: where it is and the token it takes.
 
     The token comes from ``CRM_ACCESS_TOKEN``, else from ``access_token`` in
@@ -46,7 +46,7 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[misc]
     )
     path_overrides: dict[str, str] = Field(
         default_factory=dict,
-        description='Per-resource API paths replacing the seed\'s, e.g. {"documents": "/documents"}.',
+        description='API paths replacing the seed\'s, e.g. {"documents": "/documents"}.',
     )
     page_size: int = Field(default=PAGE_SIZE, ge=1, le=100, description="Records per page.")
     timeout_seconds: float = Field(
@@ -77,7 +77,7 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[misc]
         )
 
 
-class CrmWarehouseResource(ConfigurableResource):  # type: ignore[misc]
+class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
     """The warehouse: a dlt destination and dataset.
 
     DuckDB is the embedded default. Any other dlt destination is configured the dlt way,
@@ -97,7 +97,10 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[misc]
 
     def _destination(self) -> Destination[Any, Any]:
         if self.destination != "duckdb":
-            return Destination.from_reference(self.destination)
+            destination = Destination.from_reference(self.destination)
+            if destination is None:
+                raise ValueError(f"CRM_DESTINATION {self.destination!r} is not a dlt destination")
+            return destination
         path = Path(self.duckdb_path)
         if path.stem == self.dataset:
             raise ValueError(
@@ -114,7 +117,7 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[misc]
             pipeline_name=PIPELINE_NAME,
             destination=self._destination(),
             dataset_name=self.dataset,
-            pipelines_dir=self.pipelines_dir,
+            pipelines_dir=cast(str, self.pipelines_dir),  # dlt takes None as its default
         )
 
     def loader_file_format(self) -> str | None:

@@ -33,15 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     faults = FaultPlan(rate=args.fault_rate, retry_after=args.retry_after, seed=args.seed)
     sandbox = CrmSandbox(args.records, args.seed, args.token, args.latency, faults)
     took = time.perf_counter() - started
+    sandbox.start(args.host, args.port)
     print(
-        f"crm-sandbox: {args.records} records x 8 paths built in {took:.1f}s; "
-        f"serving http://{args.host}:{args.port} (admin API under /_sandbox)",
+        f"crm-sandbox: serving {sandbox.url} ({args.records} records x 8 paths, built in "
+        f"{took:.1f}s; admin API under {sandbox.url}/_sandbox)",
         flush=True,
     )
     try:
-        sandbox.serve_forever(args.host, args.port)
+        sandbox.wait()
     except KeyboardInterrupt:
-        return 0
+        sandbox.stop()
     return 0
 
 

@@ -20,7 +20,7 @@ ADMIN_PREFIX = "/_sandbox"
 MAX_LIMIT = 100
 
 
-class BadQuery(ValueError):
+class BadQueryError(ValueError):
     """A query value the contract rejects with 400."""
 
 
@@ -70,11 +70,10 @@ class CrmSandbox:
         self._thread.start()
         return self
 
-    def serve_forever(self, host: str, port: int) -> None:
-        """Serve in the calling thread until interrupted."""
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
-        self._server.serve_forever()
+    def wait(self) -> None:
+        """Block until the server stops."""
+        if self._thread is not None:
+            self._thread.join()
 
     def stop(self) -> None:
         """Stop serving and release the port."""
@@ -136,9 +135,9 @@ def _query(raw: str) -> tuple[int, int, int | None]:
         since = params.get("modified_since")
         since_micros = parse_time(since) if since is not None else None
     except ValueError as exc:
-        raise BadQuery(f"bad query value: {exc}") from exc
+        raise BadQueryError(f"bad query value: {exc}") from exc
     if page < 1 or not 1 <= limit <= MAX_LIMIT:
-        raise BadQuery(f"page must be >= 1 and limit within 1..{MAX_LIMIT}")
+        raise BadQueryError(f"page must be >= 1 and limit within 1..{MAX_LIMIT}")
     return page, limit, since_micros
 
 
@@ -173,14 +172,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.crm._count(path, status)
         self._send(status, orjson.dumps({"error": message}), headers)
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+    def do_GET(self) -> None:
         url = urlsplit(self.path)
         if url.path.startswith(ADMIN_PREFIX):
             self._admin_get(url.path.removeprefix(ADMIN_PREFIX), url.query)
             return
         self._data(url.path, url.query)
 
-    def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
+    def do_POST(self) -> None:
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = orjson.loads(self.rfile.read(length)) if length else {}
@@ -198,7 +197,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             page, limit, since = _query(raw_query)
-        except BadQuery as exc:
+        except BadQueryError as exc:
             self._error(path, 400, str(exc))
             return
         if self.crm.latency:
@@ -224,7 +223,9 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(self.crm.faults.slow_seconds)
             return False
         if kind == "429":
-            self._error(path, 429, "rate limited", **{"Retry-After": str(self.crm.faults.retry_after)})
+            self._error(
+                path, 429, "rate limited", **{"Retry-After": str(self.crm.faults.retry_after)}
+            )
             return True
         if kind[0].isdigit():
             status = int(kind.split("-")[0])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from dagster import AssetKey, AssetSelection, TableSchema
 
 from crm_assets.sources.crm import RESOURCES
@@ -46,12 +49,12 @@ def test_columns_are_snake_case_and_values_survive(
     )
     assert revenue == record["AnnualRevenue"]
     tag_rows = warehouse.query("select count(*) from crm.accounts__tags")[0][0]
-    assert tag_rows == sum(len(r["Tags"] or []) for r in sandbox.data.store("/accounts").records.values())
+    assert tag_rows == sum(
+        len(r["Tags"] or []) for r in sandbox.data.store("/accounts").records.values()
+    )
 
 
-def test_metadata_records_rows_table_and_columns(
-    sandbox: CrmSandbox, warehouse: Warehouse
-) -> None:
+def test_metadata_records_rows_table_and_columns(sandbox: CrmSandbox, warehouse: Warehouse) -> None:
     metadata = _materializations(sync(sandbox, warehouse))
 
     assert set(metadata) == {resource.name for resource in RESOURCES}
@@ -73,9 +76,7 @@ def test_a_second_run_in_the_same_process_succeeds(
     assert warehouse.query("select count(*) from crm.contacts") == [(SANDBOX_RECORDS,)]
 
 
-def test_subset_materializes_only_the_selection(
-    sandbox: CrmSandbox, warehouse: Warehouse
-) -> None:
+def test_subset_materializes_only_the_selection(sandbox: CrmSandbox, warehouse: Warehouse) -> None:
     selection = AssetSelection.assets(AssetKey(["crm", "cases"]), AssetKey(["crm", "campaigns"]))
     result = sync(sandbox, warehouse, selection=selection)
 
@@ -93,3 +94,40 @@ def test_an_empty_crm_loads_zero_rows_and_succeeds(warehouse: Warehouse) -> None
     assert len(metadata) == len(RESOURCES)
     assert {values["rows_loaded"].value for values in metadata.values()} == {0}
     assert sum(empty.stats()["requests"].values()) == len(RESOURCES)
+
+
+def test_a_rejected_token_fails_clearly_and_keeps_loaded_data(
+    sandbox: CrmSandbox, warehouse: Warehouse
+) -> None:
+    sync(sandbox, warehouse)
+    wrong = "wrong-token-5d1c"
+
+    result = sync(sandbox, warehouse, token=wrong, raise_on_error=False)
+
+    assert not result.success
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    message = failure.step_failure_data.error.to_string()
+    assert "CRM resource '" in message
+    assert "page 1: HTTP 401" in message
+    assert "check CRM_ACCESS_TOKEN" in message
+    assert wrong not in message
+    for resource in RESOURCES:
+        assert warehouse.ids(resource.name) == set(sandbox.truth(resource.path))
+
+
+def test_transient_faults_are_retried_over_http(
+    own_sandbox: CrmSandbox, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(time, "sleep", waits.append)
+    own_sandbox.faults.retry_after = 3
+    own_sandbox.faults.script("/accounts", ["503", "429", "reset"])
+    own_sandbox.faults.script("/cases", ["truncated"])
+
+    result = sync(own_sandbox, warehouse)
+
+    assert result.success
+    accounts_waits, cases_waits = [2, 3, 8], [2]  # backoff 2, Retry-After 3, backoff 2*2**2
+    assert sorted(waits) == sorted(accounts_waits + cases_waits)
+    assert warehouse.ids("accounts") == set(own_sandbox.truth("/accounts"))
+    assert warehouse.ids("cases") == set(own_sandbox.truth("/cases"))

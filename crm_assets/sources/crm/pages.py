@@ -32,7 +32,7 @@ def _server_message(response: Response) -> str:
     except orjson.JSONDecodeError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return body["error"][:MAX_MESSAGE_CHARS]
+        return str(body["error"])[:MAX_MESSAGE_CHARS]
     return response.text[:MAX_MESSAGE_CHARS] or "(empty body)"
 
 

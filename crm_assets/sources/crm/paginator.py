@@ -36,7 +36,7 @@ class PageLimitPaginator(PageNumberPaginator):
     def init_request(self, request: Request) -> None:
         """Start at page 1 and send the page size."""
         super().init_request(request)
-        request.params[self.limit_param] = self.limit
+        self._update_request_with_param_name(request, self.limit_param, self.limit)
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         """Advance a page, or stop after a page shorter than ``limit``."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Final
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,9 @@ RESOURCE_NAMES: tuple[str, ...] = tuple(resource.name for resource in RESOURCES)
 PAGE_SIZE = 100
 """Records per page (``limit``); the contract allows 1..100."""
 
-DATA_SELECTOR = "list.*.record"
-PRIMARY_KEY = "id"
-WRITE_DISPOSITION = "merge"
+DATA_SELECTOR: Final = "list.*.record"
+PRIMARY_KEY: Final = "id"
+WRITE_DISPOSITION: Final = "merge"
 
 RETRY_STATUSES: tuple[int, ...] = (429, 500, 502, 503, 504)
 """Statuses retried, as the seed lists them; any other 4xx or 5xx fails at once."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import dlt
 from dlt.extract.resource import DltResource
-from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
+from dlt.sources.rest_api import rest_api_resources
+from dlt.sources.rest_api.typing import EndpointResource, RESTAPIConfig
 
 from crm_assets.sources.crm.pages import page_checker
 from crm_assets.sources.crm.paginator import PageLimitPaginator
@@ -23,7 +23,7 @@ from crm_assets.sources.crm.settings import (
 )
 
 
-def _endpoint(resource: CrmResource, page_size: int, access_token: str) -> dict[str, Any]:
+def _endpoint(resource: CrmResource, page_size: int, access_token: str) -> EndpointResource:
     return {
         "name": resource.name,
         "endpoint": {

@@ -1,0 +1,55 @@
+# One command each: install, run, test, lint, format, typecheck, sandbox, dev, ci.
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export CRM_ACCESS_TOKEN ?= sandbox-token
+SANDBOX_PORT ?= 8765
+SANDBOX_RECORDS ?= 1000
+
+.PHONY: install run test lint format typecheck sandbox dev ci clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
+	touch $@
+
+install: $(VENV)/.synced  ## Create .venv with the locked dependencies
+
+run: install  ## Start the sandbox, run crm_sync_job with the Dagster CLI, print row counts
+	SANDBOX_RECORDS=$(SANDBOX_RECORDS) $(BIN)/python scripts/run_sync.py
+
+test: install  ## Run the test suite
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: install
+	$(BIN)/mypy
+
+sandbox: install  ## Serve the sandbox CRM on 127.0.0.1:$(SANDBOX_PORT)
+	$(BIN)/crm-sandbox --port $(SANDBOX_PORT) --records $(SANDBOX_RECORDS)
+
+dev: install  ## The sandbox plus `dagster dev` against it, with a persistent DAGSTER_HOME
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/crm-sandbox --port $(SANDBOX_PORT) --records $(SANDBOX_RECORDS) & \
+	trap "kill $$!" EXIT INT TERM; \
+	CRM_BASE_URL=http://127.0.0.1:$(SANDBOX_PORT) $(BIN)/dagster dev -w workspace.yaml
+
+ci: lint typecheck test run
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .dagster_home data .pytest_cache .mypy_cache .ruff_cache

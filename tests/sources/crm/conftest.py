@@ -1,0 +1,49 @@
+"""Helpers for driving the dlt source against ``responses`` mocks."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import pytest
+
+from crm_assets.sources.crm import RESOURCES, CrmError, crm_source
+
+BASE_URL = "https://crm.test"
+TOKEN = "tok-3f9a-secret"
+ACCOUNTS_URL = f"{BASE_URL}/accounts"
+
+
+def page_body(start: int, count: int) -> bytes:
+    """An envelope with ``count`` records numbered from ``start``."""
+    items = [{"record": {"id": f"a{n}", "Name": f"n{n}"}} for n in range(start, start + count)]
+    return orjson.dumps({"list": items, "page": 1, "limit": 100})
+
+
+def fetch(name: str = "accounts", **kwargs: Any) -> list[dict[str, Any]]:
+    """Run one resource of the source and return its records."""
+    source = crm_source(base_url=BASE_URL, access_token=TOKEN, **kwargs)
+    return list(source.resources[name])
+
+
+def failure(name: str = "accounts") -> CrmError:
+    """Run one resource that must fail; return the ``CrmError`` behind the failure."""
+    with pytest.raises(Exception) as raised:
+        fetch(name)
+    error: BaseException | None = raised.value
+    while error is not None and not isinstance(error, CrmError):
+        error = error.__cause__ or error.__context__
+    assert isinstance(error, CrmError), f"no CrmError behind {raised.value!r}"
+    return error
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the waits of the retry policy instead of sleeping."""
+    waits: list[float] = []
+    monkeypatch.setattr(time, "sleep", waits.append)
+    return waits
+
+
+ACCOUNTS = next(resource for resource in RESOURCES if resource.name == "accounts")

@@ -1,0 +1,86 @@
+"""The code location as Dagster loads it: keys, kinds, job, resources, no secrets needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey
+
+from crm_assets.constants import ASSETS_OP_NAME, SYNC_JOB_NAME, WAREHOUSE_POOL
+from crm_assets.definitions import build_definitions, defs
+from crm_assets.sources.crm import RESOURCE_NAMES
+from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
+from tests.conftest import SANDBOX_RECORDS, Warehouse
+
+NINE = {
+    "accounts",
+    "contacts",
+    "opportunities",
+    "documents",
+    "campaigns",
+    "cases",
+    "activities",
+    "opportunity_histories",
+    "opportunity_lines",
+}
+
+
+def test_the_asset_keys_are_exactly_the_nine() -> None:
+    graph = build_definitions({}).resolve_asset_graph()
+
+    assert set(RESOURCE_NAMES) == NINE
+    assert graph.get_all_asset_keys() == {AssetKey(["crm", name]) for name in NINE}
+
+
+def test_every_asset_has_group_kinds_description_and_pool() -> None:
+    graph = build_definitions({}).resolve_asset_graph()
+
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.group_name == "crm"
+        assert node.kinds == {"dlt", "duckdb"}
+        assert node.description
+        assert not node.parent_keys
+    assert {node.assets_def.op.name for node in graph.asset_nodes} == {ASSETS_OP_NAME}
+    assert {node.assets_def.op.pool for node in graph.asset_nodes} == {WAREHOUSE_POOL}
+
+
+def test_kinds_follow_the_destination() -> None:
+    graph = build_definitions({"CRM_DESTINATION": "postgres"}).resolve_asset_graph()
+
+    assert {frozenset(graph.get(key).kinds) for key in graph.get_all_asset_keys()} == {
+        frozenset({"dlt", "postgres"})
+    }
+
+
+def test_definitions_load_without_secrets_or_network() -> None:
+    loaded = defs()
+
+    job = loaded.resolve_job_def(SYNC_JOB_NAME)
+    assert len(job.asset_layer.executable_asset_keys) == len(NINE)
+    assert loaded.resources is not None
+    assert set(loaded.resources) == {"dlt", "crm_api", "warehouse"}
+
+
+def test_the_sync_job_runs_with_settings_from_the_environment(
+    sandbox: CrmSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse = Warehouse(tmp_path)
+    monkeypatch.setenv("CRM_BASE_URL", sandbox.url)
+    monkeypatch.setenv("CRM_ACCESS_TOKEN", DEFAULT_TOKEN)
+    monkeypatch.setenv("CRM_DUCKDB_PATH", str(warehouse.path))
+    monkeypatch.setenv("CRM_PIPELINES_DIR", str(warehouse.pipelines_dir))
+    monkeypatch.setenv("CRM_DATASET", "crm")
+
+    result = build_definitions().resolve_job_def(SYNC_JOB_NAME).execute_in_process()
+
+    assert result.success
+    assert warehouse.query("select count(*) from crm.cases") == [(SANDBOX_RECORDS,)]
+
+
+def test_a_run_without_base_url_fails_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    job = build_definitions({}).resolve_job_def(SYNC_JOB_NAME)
+
+    with pytest.raises(Exception, match="CRM_BASE_URL"):
+        job.execute_in_process()
