@@ -49,7 +49,8 @@ def run_job(base_url: str) -> int:
         "CRM_ACCESS_TOKEN": os.environ.get("CRM_ACCESS_TOKEN", DEFAULT_TOKEN),
         "DAGSTER_HOME": str(home),
     }
-    command = ["dagster", "job", "execute", "-m", "crm_assets.definitions", "-j", SYNC_JOB_NAME]
+    dagster = str(Path(sys.executable).parent / "dagster")
+    command = [dagster, "job", "execute", "-m", "crm_assets.definitions", "-j", SYNC_JOB_NAME]
     return subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
 
 
