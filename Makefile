@@ -23,7 +23,11 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 install: $(VENV)/.synced  ## Create .venv with the locked dependencies
 
-run: install  ## Start the sandbox, run crm_sync_job with the Dagster CLI, print row counts
+$(DAGSTER_HOME)/dagster.yaml: deploy/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp deploy/dagster.yaml $@
+
+run: install $(DAGSTER_HOME)/dagster.yaml  ## Start the sandbox, run crm_sync_job, print rows
 	SANDBOX_RECORDS=$(SANDBOX_RECORDS) $(BIN)/python scripts/run_sync.py
 
 test: install  ## Run the test suite
@@ -43,8 +47,7 @@ typecheck: install
 sandbox: install  ## Serve the sandbox CRM on 127.0.0.1:$(SANDBOX_PORT)
 	$(BIN)/crm-sandbox --port $(SANDBOX_PORT) --records $(SANDBOX_RECORDS)
 
-dev: install  ## The sandbox plus `dagster dev` against it, with a persistent DAGSTER_HOME
-	mkdir -p $(DAGSTER_HOME)
+dev: install $(DAGSTER_HOME)/dagster.yaml  ## The sandbox plus `dagster dev`, persistent DAGSTER_HOME
 	$(BIN)/crm-sandbox --port $(SANDBOX_PORT) --records $(SANDBOX_RECORDS) & \
 	trap "kill $$!" EXIT INT TERM; \
 	CRM_BASE_URL=http://127.0.0.1:$(SANDBOX_PORT) $(BIN)/dagster dev -w workspace.yaml

@@ -24,3 +24,19 @@ DEFAULT_DUCKDB_PATH = "data/crm_warehouse.duckdb"
 
 PARQUET_DESTINATIONS = frozenset({"duckdb", "motherduck"})
 """Destinations loaded from parquet files: far faster and leaner than dlt's default."""
+
+SYNC_SCHEDULE_NAME = "crm_sync_schedule"
+FRESHNESS_SENSOR_NAME = "crm_freshness_sensor"
+
+DEFAULT_SYNC_CRON = "0 * * * *"
+"""Hourly; override with CRM_SYNC_CRON."""
+
+FRESHNESS_WARN_INTERVALS = 2
+FRESHNESS_FAIL_INTERVALS = 3
+"""Freshness windows in schedule intervals: hourly syncs warn after 2 h and fail after 3 h,
+so one missed tick warns and two fail, whatever the cron."""
+
+FRESHNESS_SENSOR_INTERVAL_SECONDS = 300
+
+TRIGGER_TAG = "crm/trigger"
+"""Run tag saying what launched a sync: schedule, freshness, backfill."""

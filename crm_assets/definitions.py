@@ -1,37 +1,47 @@
-"""The code location's one ``Definitions``: assets, job, resources and policy."""
+"""The code location's one ``Definitions``: assets, job, schedule, sensors, resources, policy."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
-from dagster import AssetSelection, Definitions, define_asset_job, definitions, in_process_executor
+from dagster import (
+    AssetSelection,
+    Definitions,
+    define_asset_job,
+    definitions,
+    in_process_executor,
+)
 
 from crm_assets.assets import build_crm_assets
-from crm_assets.constants import DEFAULT_DESTINATION, GROUP_NAME, SYNC_JOB_NAME
+from crm_assets.constants import GROUP_NAME, SYNC_JOB_NAME
 from crm_assets.dlt_resource import CrmDltResource
+from crm_assets.freshness import build_freshness_sensor
 from crm_assets.resources import resources_from_env
+from crm_assets.schedules import build_sync_schedule
+from crm_assets.settings import LocationSettings
 
 
 def build_definitions(environ: Mapping[str, str] | None = None) -> Definitions:
     """Build the definitions for an environment (``os.environ`` by default).
 
-    Only the destination name is read here, to name the assets' kinds; every value is
-    resolved from ``EnvVar`` bindings when a run starts, so loading needs no secret.
+    Settings are checked here, so a bad value fails the load naming its variable. Values
+    a run uses are resolved from ``EnvVar`` bindings when it starts: loading needs no secret.
     """
-    env = os.environ if environ is None else environ
-    crm_assets = build_crm_assets(env.get("CRM_DESTINATION") or DEFAULT_DESTINATION)
+    settings = LocationSettings.from_env(environ)
     sync_job = define_asset_job(
         SYNC_JOB_NAME,
         selection=AssetSelection.groups(GROUP_NAME),
-        description="Sync all nine CRM resources into the warehouse.",
+        description="Sync the CRM assets into the warehouse (all nine unless a subset is given).",
     )
+    freshness = settings.freshness_policy
     return Definitions(
-        assets=[crm_assets],
+        assets=[build_crm_assets(settings.destination)],
         jobs=[sync_job],
-        resources={"dlt": CrmDltResource(), **resources_from_env(env)},
+        schedules=[build_sync_schedule(sync_job, settings.sync_cron)],
+        sensors=[build_freshness_sensor(sync_job)],
+        resources={"dlt": CrmDltResource(), **resources_from_env(environ)},
         executor=in_process_executor,
-    )
+    ).map_asset_specs(func=lambda spec: spec.replace_attributes(freshness_policy=freshness))
 
 
 @definitions

@@ -21,7 +21,12 @@ from crm_assets.constants import (
     PIPELINE_NAME,
 )
 from crm_assets.sources.crm import crm_source, with_paths
-from crm_assets.sources.crm.settings import PAGE_SIZE, REQUEST_TIMEOUT_SECONDS
+from crm_assets.sources.crm.settings import (
+    DEFAULT_LOOKBACK_SECONDS,
+    PAGE_SIZE,
+    REQUEST_TIMEOUT_SECONDS,
+)
+from crm_assets.sources.crm.source import Window
 
 DLT_TOKEN_KEY = "access_token"
 """The seed's secret: ``access_token`` in ``.dlt/secrets.toml``."""
@@ -52,6 +57,11 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
     timeout_seconds: float = Field(
         default=REQUEST_TIMEOUT_SECONDS, gt=0, description="Connect and read timeout."
     )
+    lookback_seconds: float = Field(
+        default=DEFAULT_LOOKBACK_SECONDS,
+        ge=0,
+        description="Incremental syncs start this long before the last cursor (clock skew).",
+    )
 
     def token(self) -> str:
         """The configured token, or the seed's dlt secret.
@@ -66,14 +76,16 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
             )
         return str(token)
 
-    def build_source(self) -> DltSource:
-        """A fresh dlt source carrying the token, for one run."""
+    def build_source(self, window: Window | None = None) -> DltSource:
+        """A fresh dlt source carrying the token, for one run (of one window, if given)."""
         return crm_source(
             base_url=self.base_url,
             access_token=self.token(),
             resources=with_paths(self.path_overrides),
             page_size=self.page_size,
             timeout=self.timeout_seconds,
+            window=window,
+            lookback_seconds=self.lookback_seconds,
         )
 
 

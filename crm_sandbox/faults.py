@@ -13,6 +13,7 @@ TRANSIENT_KINDS: tuple[str, ...] = ("429", "500", "502", "503", "504", "reset")
 KNOWN_KINDS: frozenset[str] = frozenset(
     {
         *TRANSIENT_KINDS,
+        "ok",
         "429-no-retry-after",
         "400",
         "401",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -50,6 +51,8 @@ class CrmSandbox:
         self.requests: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
         self.records_served = 0
+        self._triggers: defaultdict[str, dict[int, Callable[[], object]]] = defaultdict(dict)
+        self._seen: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -103,6 +106,21 @@ class CrmSandbox:
         """Add ``count`` new records to ``path``; return their ids."""
         with self.data.lock:
             return self.data.store(path).add(count)
+
+    def on_request(self, path: str, number: int, action: Callable[[], object]) -> None:
+        """Run ``action`` just before the ``number``-th data request to ``path`` is answered.
+
+        For changing records while a sync pages through a path (page drift).
+        """
+        self._triggers[path][number] = action
+
+    def _trigger(self, path: str) -> None:
+        with self._stats_lock:
+            self._seen[path] += 1
+            action = self._triggers[path].pop(self._seen[path], None)
+        if action is not None:
+            with self.data.lock:
+                action()
 
     def stats(self) -> dict[str, Any]:
         """Requests per path, responses per status, and records served."""
@@ -202,6 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self.crm.latency:
             time.sleep(self.crm.latency)
+        self.crm._trigger(path)
         fault = self.crm.faults.draw(path)
         if fault is not None and self._fault(path, fault):
             return

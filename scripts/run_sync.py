@@ -41,14 +41,13 @@ def start_sandbox() -> tuple[subprocess.Popen[str], str]:
 
 def run_job(base_url: str) -> int:
     """Materialize the nine assets through ``dagster job execute``."""
-    home = ROOT / ".dagster_home"
-    home.mkdir(exist_ok=True)
     env = {
         **os.environ,
         "CRM_BASE_URL": base_url,
         "CRM_ACCESS_TOKEN": os.environ.get("CRM_ACCESS_TOKEN", DEFAULT_TOKEN),
-        "DAGSTER_HOME": str(home),
+        "DAGSTER_HOME": os.environ.get("DAGSTER_HOME", str(ROOT / ".dagster_home")),
     }
+    Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     dagster = str(Path(sys.executable).parent / "dagster")
     command = [dagster, "job", "execute", "-m", "crm_assets.definitions", "-j", SYNC_JOB_NAME]
     return subprocess.run(command, env=env, cwd=ROOT, check=False).returncode

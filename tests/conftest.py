@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource, CrmWarehouseResource
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
 
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 SANDBOX_RECORDS = 250
 """Three pages per path: two full, one short."""
 
@@ -60,6 +62,12 @@ class Warehouse:
 
     def ids(self, table: str) -> set[str]:
         return {row[0] for row in self.query(f"select id from crm.{table}")}
+
+    def cursors(self, table: str) -> dict[str, str]:
+        """Every id with its ``modifiedtime`` formatted as the CRM sends it."""
+        rows = self.query(f"select id, modifiedtime from crm.{table}")
+        assert len(rows) == len({row[0] for row in rows}), f"duplicate ids in {table}"
+        return {key: value.astimezone(UTC).strftime(TIME_FORMAT) for key, value in rows}
 
     def tables(self) -> set[str]:
         rows = self.query(

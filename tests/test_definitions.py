@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey
+from dagster import AssetKey, DagsterInstance
+from dagster._core.instance.config import PoolGranularity
 
 from crm_assets.constants import ASSETS_OP_NAME, SYNC_JOB_NAME, WAREHOUSE_POOL
 from crm_assets.definitions import build_definitions, defs
@@ -84,3 +85,14 @@ def test_a_run_without_base_url_fails_naming_the_variable(monkeypatch: pytest.Mo
 
     with pytest.raises(Exception, match="CRM_BASE_URL"):
         job.execute_in_process()
+
+
+def test_the_shipped_instance_config_serialises_warehouse_runs(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "dagster.yaml").write_text((root / "deploy" / "dagster.yaml").read_text())
+
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        pools = instance.get_concurrency_config().pool_config
+
+    assert pools.default_pool_limit == 1
+    assert pools.pool_granularity == PoolGranularity.RUN

@@ -72,6 +72,16 @@ MAX_RETRY_DELAY_SECONDS = 300.0
 REQUEST_TIMEOUT_SECONDS = 60.0
 """Connect and read timeout of one request; a timeout is retried."""
 
+SINCE_PARAM: Final = "modified_since"
+"""Query parameter of the incremental filter (inclusive)."""
+
+INITIAL_CURSOR: Final = "1970-01-01T00:00:00.000000Z"
+"""Cursor of a first sync: everything."""
+
+DEFAULT_LOOKBACK_SECONDS = 300.0
+"""Incremental syncs ask for records modified since the last cursor minus this, for clock
+skew; records re-fetched unchanged are dropped before loading."""
+
 
 def with_paths(
     overrides: Mapping[str, str], resources: Sequence[CrmResource] = RESOURCES

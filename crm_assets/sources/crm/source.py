@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import dlt
 from dlt.extract.resource import DltResource
@@ -11,26 +13,62 @@ from dlt.sources.rest_api.typing import EndpointResource, RESTAPIConfig
 
 from crm_assets.sources.crm.pages import page_checker
 from crm_assets.sources.crm.paginator import PageLimitPaginator
+from crm_assets.sources.crm.recent import SkipUnchanged
 from crm_assets.sources.crm.session import check_base_url, crm_session
 from crm_assets.sources.crm.settings import (
     DATA_SELECTOR,
+    DEFAULT_LOOKBACK_SECONDS,
+    INITIAL_CURSOR,
     PAGE_SIZE,
     PRIMARY_KEY,
     REQUEST_TIMEOUT_SECONDS,
     RESOURCES,
+    SINCE_PARAM,
     WRITE_DISPOSITION,
     CrmResource,
 )
 
 
-def _endpoint(resource: CrmResource, page_size: int, access_token: str) -> EndpointResource:
+@dataclass(frozen=True)
+class Window:
+    """A backfill window: records with ``start <= cursor < end``, ISO-8601 UTC bounds.
+
+    A window sync filters on the server from ``start``, stops paging once past ``end``
+    (records come ordered by the cursor), and leaves the incremental cursor untouched.
+    """
+
+    start: str
+    end: str
+
+
+def _incremental(resource: CrmResource, window: Window | None, lookback: float) -> dict[str, Any]:
+    common = {"cursor_path": resource.cursor, "start_param": SINCE_PARAM}
+    if window is not None:
+        return {
+            **common,
+            "initial_value": window.start,
+            "end_value": window.end,
+            "row_order": "asc",
+        }
+    return {**common, "initial_value": INITIAL_CURSOR, "lag": lookback}
+
+
+def _endpoint(
+    resource: CrmResource,
+    page_size: int,
+    access_token: str,
+    window: Window | None,
+    lookback: float,
+) -> EndpointResource:
     return {
         "name": resource.name,
+        "columns": {resource.cursor: {"dedup_sort": "desc"}},
         "endpoint": {
             "path": resource.path,
             "data_selector": DATA_SELECTOR,
             "paginator": PageLimitPaginator(limit=page_size),
             "response_actions": [page_checker(resource.name, access_token)],
+            "incremental": _incremental(resource, window, lookback),  # type: ignore[typeddict-item]
         },
     }
 
@@ -41,12 +79,15 @@ def rest_api_config(
     resources: Sequence[CrmResource] = RESOURCES,
     page_size: int = PAGE_SIZE,
     timeout: float = REQUEST_TIMEOUT_SECONDS,
+    window: Window | None = None,
+    lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
 ) -> RESTAPIConfig:
     """The seed's ``rest_api_source`` configuration, made valid for dlt.
 
     Differences from the seed: a :class:`PageLimitPaginator` instance per resource instead
     of the rejected paginator dict; a session carrying the seed's retry policy; a response
-    check per resource that fails clearly on a malformed page.
+    check per resource that fails clearly on a malformed page; an incremental cursor sent
+    as ``modified_since``; and ``dedup_sort`` so the newest version of an ``id`` wins.
     """
     return {
         "client": {
@@ -58,7 +99,10 @@ def rest_api_config(
             "primary_key": PRIMARY_KEY,
             "write_disposition": WRITE_DISPOSITION,
         },
-        "resources": [_endpoint(resource, page_size, access_token) for resource in resources],
+        "resources": [
+            _endpoint(resource, page_size, access_token, window, lookback_seconds)
+            for resource in resources
+        ],
     }
 
 
@@ -69,6 +113,8 @@ def crm_source(
     resources: Sequence[CrmResource] = RESOURCES,
     page_size: int = PAGE_SIZE,
     timeout: float = REQUEST_TIMEOUT_SECONDS,
+    window: Window | None = None,
+    lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
 ) -> list[DltResource]:
     """The nine CRM resources, each merged into a table of its name by ``id``.
 
@@ -78,8 +124,18 @@ def crm_source(
         resources: The resource table (see ``settings.RESOURCES``).
         page_size: Records per page.
         timeout: Connect and read timeout of one request, in seconds.
+        window: Sync only this window and keep the incremental cursor (a backfill).
+        lookback_seconds: How far before the last cursor an incremental sync starts.
     """
     if not access_token:
         raise ValueError("the CRM access token is empty: set CRM_ACCESS_TOKEN")
-    config = rest_api_config(base_url, access_token, resources, page_size, timeout)
-    return rest_api_resources(config)
+    if lookback_seconds < 0:
+        raise ValueError(f"lookback_seconds must not be negative, got {lookback_seconds}")
+    config = rest_api_config(
+        base_url, access_token, resources, page_size, timeout, window, lookback_seconds
+    )
+    dlt_resources = rest_api_resources(config)
+    if window is None:
+        for resource, spec in zip(dlt_resources, resources, strict=True):
+            resource.add_filter(SkipUnchanged(spec.name, spec.cursor, lookback_seconds))
+    return dlt_resources

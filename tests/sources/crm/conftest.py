@@ -17,7 +17,10 @@ ACCOUNTS_URL = f"{BASE_URL}/accounts"
 
 def page_body(start: int, count: int) -> bytes:
     """An envelope with ``count`` records numbered from ``start``."""
-    items = [{"record": {"id": f"a{n}", "Name": f"n{n}"}} for n in range(start, start + count)]
+    items = [
+        {"record": {"id": f"a{n}", "modifiedtime": f"2024-01-01T00:00:{n % 60:02d}.{n:06d}Z"}}
+        for n in range(start, start + count)
+    ]
     return orjson.dumps({"list": items, "page": 1, "limit": 100})
 
 

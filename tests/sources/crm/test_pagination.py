@@ -6,6 +6,8 @@ import pytest
 import responses
 from responses import matchers
 
+from crm_assets.sources.crm.settings import INITIAL_CURSOR
+from crm_assets.sources.crm.source import Window
 from tests.sources.crm.conftest import ACCOUNTS, ACCOUNTS_URL, TOKEN, fetch, page_body
 
 pytestmark = pytest.mark.usefixtures("sleeps")
@@ -17,17 +19,17 @@ def test_sends_page_and_limit_and_stops_on_a_short_page() -> None:
         responses.get(
             ACCOUNTS_URL,
             body=page_body((page - 1) * 100, count),
-            match=[matchers.query_param_matcher({"page": str(page), "limit": "100"})],
+            match=[
+                matchers.query_param_matcher(
+                    {"page": str(page), "limit": "100", "modified_since": INITIAL_CURSOR}
+                )
+            ],
         )
 
     records = fetch(resources=[ACCOUNTS])
 
     assert len(records) == 237
-    assert [call.request.params for call in responses.calls] == [
-        {"page": "1", "limit": "100"},
-        {"page": "2", "limit": "100"},
-        {"page": "3", "limit": "100"},
-    ]
+    assert [call.request.params["page"] for call in responses.calls] == ["1", "2", "3"]
 
 
 @responses.activate
@@ -67,3 +69,18 @@ def test_documents_reads_the_seeds_path() -> None:
     responses.get("https://crm.test/opportunity_lines", body=page_body(0, 1))
 
     assert [record["id"] for record in fetch("documents")] == ["a0"]
+
+
+@responses.activate
+def test_a_window_filters_from_its_start_and_stops_paging_past_its_end() -> None:
+    window = Window(start="2024-01-01T00:00:10.000000Z", end="2024-01-01T00:00:50.000000Z")
+    responses.get(ACCOUNTS_URL, body=page_body(0, 100))
+    responses.get(ACCOUNTS_URL, body=page_body(100, 100))
+
+    records = fetch(resources=[ACCOUNTS], window=window)
+
+    assert {record["modifiedtime"][:19] for record in records} == {
+        f"2024-01-01T00:00:{second:02d}" for second in range(10, 50)
+    }
+    assert len(responses.calls) == 1
+    assert responses.calls[0].request.params["modified_since"] == window.start

@@ -1,0 +1,106 @@
+"""Settings the code location needs when it loads, validated with errors naming the variable.
+
+Only non-secret values are read here: the destination (the assets' kind), the schedule's
+cron, and the URL and DuckDB file checked early. Every value a run uses is still resolved
+by Dagster from ``EnvVar`` bindings when the run starts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from croniter import croniter
+from dagster import FreshnessPolicy
+from dlt.common.destination import Destination
+
+from crm_assets.constants import (
+    DEFAULT_DATASET,
+    DEFAULT_DESTINATION,
+    DEFAULT_DUCKDB_PATH,
+    DEFAULT_SYNC_CRON,
+    FRESHNESS_FAIL_INTERVALS,
+    FRESHNESS_WARN_INTERVALS,
+)
+from crm_assets.sources.crm.session import check_base_url
+
+_CRON_SAMPLES = 48
+
+
+class InvalidSettingError(ValueError):
+    """A setting has a value the code location cannot use."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        self.variable = variable
+        super().__init__(f"{variable}: {problem}")
+
+
+def _check_destination(name: str) -> str:
+    try:
+        Destination.from_reference(name)
+    except Exception as exc:
+        raise InvalidSettingError(
+            "CRM_DESTINATION",
+            f"{name!r} is not a dlt destination; use e.g. duckdb, postgres, snowflake, bigquery",
+        ) from exc
+    return name
+
+
+def _check_cron(cron: str) -> str:
+    if not croniter.is_valid(cron):
+        raise InvalidSettingError("CRM_SYNC_CRON", f"{cron!r} is not a cron expression")
+    return cron
+
+
+def longest_interval(cron: str) -> timedelta:
+    """The longest gap between consecutive ticks of ``cron`` over its next ticks."""
+    ticks = croniter(cron, datetime(2026, 1, 1, tzinfo=UTC))
+    moments = [ticks.get_next(datetime) for _ in range(_CRON_SAMPLES)]
+    gaps: list[timedelta] = [later - earlier for earlier, later in itertools.pairwise(moments)]
+    return max(gaps)
+
+
+@dataclass(frozen=True)
+class LocationSettings:
+    """What the definitions are built from."""
+
+    destination: str = DEFAULT_DESTINATION
+    sync_cron: str = DEFAULT_SYNC_CRON
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LocationSettings:
+        """Read and check the settings.
+
+        Raises:
+            InvalidSettingError: Naming the first variable with a bad value.
+        """
+        env = os.environ if environ is None else environ
+        if env.get("CRM_BASE_URL"):
+            try:
+                check_base_url(env["CRM_BASE_URL"])
+            except ValueError as exc:
+                raise InvalidSettingError("CRM_BASE_URL", str(exc)) from exc
+        destination = _check_destination(env.get("CRM_DESTINATION") or DEFAULT_DESTINATION)
+        if destination == "duckdb":
+            path = Path(env.get("CRM_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
+            dataset = env.get("CRM_DATASET") or DEFAULT_DATASET
+            if path.stem == dataset:
+                raise InvalidSettingError(
+                    "CRM_DUCKDB_PATH",
+                    f"file {path.name!r} has the stem of CRM_DATASET {dataset!r}; DuckDB cannot "
+                    "tell catalog from schema, rename the file (e.g. crm_warehouse.duckdb)",
+                )
+        return cls(destination, _check_cron(env.get("CRM_SYNC_CRON") or DEFAULT_SYNC_CRON))
+
+    @property
+    def freshness_policy(self) -> FreshnessPolicy:
+        """Warn after two schedule intervals without a sync, fail after three."""
+        interval = longest_interval(self.sync_cron)
+        return FreshnessPolicy.time_window(
+            warn_window=interval * FRESHNESS_WARN_INTERVALS,
+            fail_window=interval * FRESHNESS_FAIL_INTERVALS,
+        )
