@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
 from dagster import AssetKey, AssetSelection, ExecuteInProcessResult
 
 from crm_assets.sources.crm import RESOURCES
 from crm_sandbox.data import PATHS
-from crm_sandbox.server import CrmSandbox
+from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
 from tests.conftest import Warehouse, sync
 
 
@@ -94,3 +102,55 @@ def test_the_newest_version_wins_when_a_batch_holds_an_id_twice(
     sync(crm, warehouse, selection=AssetSelection.assets(AssetKey(["crm", "activities"])))
 
     assert warehouse.cursors("activities")[first_id] == crm.truth("/activities")[first_id]
+
+
+def test_a_run_killed_during_extraction_then_a_normal_run_is_equal(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    with CrmSandbox(records=400, seed=5, latency=0.05) as crm:
+        sync(crm, warehouse)
+        crm.modify("/accounts", 30)
+        crm.add("/opportunities", 250)
+        crm.reset_stats()
+
+        killed = start_sync_process(crm, warehouse, tmp_path / "dagster_home")
+        try:
+            wait_for(lambda: sum(crm.stats()["requests"].values()) >= 4, seconds=90)
+        finally:
+            os.killpg(killed.pid, signal.SIGKILL)
+            killed.wait(timeout=30)
+        assert killed.returncode == -signal.SIGKILL
+
+        sync(crm, warehouse)
+        assert_equal_to_truth(crm, warehouse)
+
+
+def start_sync_process(
+    crm: CrmSandbox, warehouse: Warehouse, home: Path
+) -> subprocess.Popen[bytes]:
+    """``dagster job execute`` of the sync job in its own process group."""
+    home.mkdir()
+    env = {
+        **os.environ,
+        "CRM_BASE_URL": crm.url,
+        "CRM_ACCESS_TOKEN": DEFAULT_TOKEN,
+        "CRM_DUCKDB_PATH": str(warehouse.path),
+        "CRM_PIPELINES_DIR": str(warehouse.pipelines_dir),
+        "DAGSTER_HOME": str(home),
+    }
+    dagster = str(Path(sys.executable).parent / "dagster")
+    command = [dagster, "job", "execute", "-m", "crm_assets.definitions", "-j", "crm_sync_job"]
+    return subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the sync process"
+        time.sleep(0.05)
