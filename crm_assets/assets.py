@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-from dagster import AssetExecutionContext, AssetsDefinition
+from dagster import AssetExecutionContext, AssetsDefinition, FreshnessPolicy
 from dagster_dlt import dlt_assets
 
+from crm_assets.config import CrmSyncConfig
 from crm_assets.constants import ASSETS_OP_NAME, PIPELINE_NAME, WAREHOUSE_POOL
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource, CrmWarehouseResource
@@ -29,26 +30,36 @@ def _spec_pipeline(destination: str) -> dlt.Pipeline:
     )
 
 
-def build_crm_assets(destination: str) -> AssetsDefinition:
+def build_crm_assets(
+    destination: str, freshness_policy: FreshnessPolicy | None = None
+) -> AssetsDefinition:
     """The multi-asset of the nine resources, with kinds naming ``destination``."""
 
     @dlt_assets(
         dlt_source=crm_source(base_url=SPEC_BASE_URL, access_token=SPEC_TOKEN),
         dlt_pipeline=_spec_pipeline(destination),
         name=ASSETS_OP_NAME,
-        dagster_dlt_translator=CrmDltTranslator(),
+        dagster_dlt_translator=CrmDltTranslator(freshness_policy),
         pool=WAREHOUSE_POOL,
     )
     def crm_dlt_assets(
         context: AssetExecutionContext,
+        config: CrmSyncConfig,
         dlt: CrmDltResource,
         crm_api: CrmApiResource,
         warehouse: CrmWarehouseResource,
     ) -> Iterator[Any]:
-        """Sync the selected CRM resources into the warehouse, merging by `id`."""
+        """Sync the selected CRM resources into the warehouse, merging by `id`.
+
+        Incremental by default; a window backfill when `window_start` and `window_end`
+        are set in the op config.
+        """
+        window = config.window()
+        if window is not None:
+            context.log.info(f"Backfilling the window {window.start} .. {window.end}")
         yield from dlt.run(
             context=context,
-            dlt_source=crm_api.build_source(),
+            dlt_source=crm_api.build_source(window=window),
             dlt_pipeline=warehouse.build_pipeline(),
             loader_file_format=warehouse.loader_file_format(),
         )

@@ -40,3 +40,19 @@ FRESHNESS_SENSOR_INTERVAL_SECONDS = 300
 
 TRIGGER_TAG = "crm/trigger"
 """Run tag saying what launched a sync: schedule, freshness, backfill."""
+
+BACKFILL_SENSOR_NAME = "crm_backfill_sensor"
+BACKFILL_SENSOR_INTERVAL_SECONDS = 60
+
+DEFAULT_HISTORY_START = "2024-01-01T00:00:00Z"
+"""Where history backfills begin; override with CRM_HISTORY_START."""
+
+DEFAULT_BACKFILL_WINDOW_DAYS = 30
+"""Size of one history window (one run); override with CRM_BACKFILL_WINDOW_DAYS."""
+
+DEFAULT_RECONCILE_DAYS = 3
+"""Trailing window re-synced daily to heal page drift; override with CRM_RECONCILE_DAYS."""
+
+WINDOW_START_TAG = "crm/window_start"
+WINDOW_END_TAG = "crm/window_end"
+BACKFILL_KEY_TAG = "crm/backfill_key"

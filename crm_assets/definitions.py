@@ -13,6 +13,7 @@ from dagster import (
 )
 
 from crm_assets.assets import build_crm_assets
+from crm_assets.backfills import build_backfill_sensor
 from crm_assets.constants import GROUP_NAME, SYNC_JOB_NAME
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.freshness import build_freshness_sensor
@@ -33,15 +34,14 @@ def build_definitions(environ: Mapping[str, str] | None = None) -> Definitions:
         selection=AssetSelection.groups(GROUP_NAME),
         description="Sync the CRM assets into the warehouse (all nine unless a subset is given).",
     )
-    freshness = settings.freshness_policy
     return Definitions(
-        assets=[build_crm_assets(settings.destination)],
+        assets=[build_crm_assets(settings.destination, settings.freshness_policy)],
         jobs=[sync_job],
         schedules=[build_sync_schedule(sync_job, settings.sync_cron)],
-        sensors=[build_freshness_sensor(sync_job)],
+        sensors=[build_freshness_sensor(sync_job), build_backfill_sensor(sync_job, settings)],
         resources={"dlt": CrmDltResource(), **resources_from_env(environ)},
         executor=in_process_executor,
-    ).map_asset_specs(func=lambda spec: spec.replace_attributes(freshness_policy=freshness))
+    )
 
 
 @definitions

@@ -23,10 +23,11 @@ from crm_assets.constants import (
 from crm_assets.sources.crm import crm_source, with_paths
 from crm_assets.sources.crm.settings import (
     DEFAULT_LOOKBACK_SECONDS,
+    INITIAL_CURSOR,
     PAGE_SIZE,
     REQUEST_TIMEOUT_SECONDS,
 )
-from crm_assets.sources.crm.source import Window
+from crm_assets.sources.crm.window import Window, format_moment, parse_moment
 
 DLT_TOKEN_KEY = "access_token"
 """The seed's secret: ``access_token`` in ``.dlt/secrets.toml``."""
@@ -57,6 +58,10 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
     timeout_seconds: float = Field(
         default=REQUEST_TIMEOUT_SECONDS, gt=0, description="Connect and read timeout."
     )
+    sync_start: str | None = Field(
+        default=None,
+        description="First incremental cursor (CRM_SYNC_START); unset: the first sync loads all.",
+    )
     lookback_seconds: float = Field(
         default=DEFAULT_LOOKBACK_SECONDS,
         ge=0,
@@ -86,7 +91,13 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
             timeout=self.timeout_seconds,
             window=window,
             lookback_seconds=self.lookback_seconds,
+            initial_cursor=self._initial_cursor(),
         )
+
+    def _initial_cursor(self) -> str:
+        if not self.sync_start:
+            return INITIAL_CURSOR
+        return format_moment(parse_moment(self.sync_start, "CRM_SYNC_START"))
 
 
 class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
@@ -151,7 +162,8 @@ def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, An
     env = os.environ if environ is None else environ
     return {
         "crm_api": CrmApiResource(
-            base_url=EnvVar("CRM_BASE_URL"), **_bound(env, access_token="CRM_ACCESS_TOKEN")
+            base_url=EnvVar("CRM_BASE_URL"),
+            **_bound(env, access_token="CRM_ACCESS_TOKEN", sync_start="CRM_SYNC_START"),
         ),
         "warehouse": CrmWarehouseResource(
             **_bound(

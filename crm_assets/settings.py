@@ -19,14 +19,18 @@ from dagster import FreshnessPolicy
 from dlt.common.destination import Destination
 
 from crm_assets.constants import (
+    DEFAULT_BACKFILL_WINDOW_DAYS,
     DEFAULT_DATASET,
     DEFAULT_DESTINATION,
     DEFAULT_DUCKDB_PATH,
+    DEFAULT_HISTORY_START,
+    DEFAULT_RECONCILE_DAYS,
     DEFAULT_SYNC_CRON,
     FRESHNESS_FAIL_INTERVALS,
     FRESHNESS_WARN_INTERVALS,
 )
 from crm_assets.sources.crm.session import check_base_url
+from crm_assets.sources.crm.window import format_moment, parse_moment
 
 _CRON_SAMPLES = 48
 
@@ -56,6 +60,29 @@ def _check_cron(cron: str) -> str:
     return cron
 
 
+def _positive_days(env: Mapping[str, str], variable: str, default: int) -> int:
+    text = env.get(variable) or str(default)
+    try:
+        days = int(text)
+    except ValueError as exc:
+        raise InvalidSettingError(
+            variable, f"must be a whole number of days, got {text!r}"
+        ) from exc
+    if days <= 0:
+        raise InvalidSettingError(variable, f"must be at least 1 day, got {days}")
+    return days
+
+
+def _moment(env: Mapping[str, str], variable: str, default: str | None) -> str | None:
+    text = env.get(variable) or default
+    if text is None:
+        return None
+    try:
+        return format_moment(parse_moment(text, variable))
+    except ValueError as exc:
+        raise InvalidSettingError(variable, str(exc)) from exc
+
+
 def longest_interval(cron: str) -> timedelta:
     """The longest gap between consecutive ticks of ``cron`` over its next ticks."""
     ticks = croniter(cron, datetime(2026, 1, 1, tzinfo=UTC))
@@ -70,6 +97,11 @@ class LocationSettings:
 
     destination: str = DEFAULT_DESTINATION
     sync_cron: str = DEFAULT_SYNC_CRON
+    history_start: str = format_moment(parse_moment(DEFAULT_HISTORY_START, "history start"))
+    backfill_window: timedelta = timedelta(days=DEFAULT_BACKFILL_WINDOW_DAYS)
+    reconcile_window: timedelta = timedelta(days=DEFAULT_RECONCILE_DAYS)
+    sync_start: str | None = None
+    """First incremental cursor; history backfills end there. None: the first sync loads all."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LocationSettings:
@@ -94,7 +126,18 @@ class LocationSettings:
                     f"file {path.name!r} has the stem of CRM_DATASET {dataset!r}; DuckDB cannot "
                     "tell catalog from schema, rename the file (e.g. crm_warehouse.duckdb)",
                 )
-        return cls(destination, _check_cron(env.get("CRM_SYNC_CRON") or DEFAULT_SYNC_CRON))
+        history_start = _moment(env, "CRM_HISTORY_START", DEFAULT_HISTORY_START)
+        assert history_start is not None
+        window_days = _positive_days(env, "CRM_BACKFILL_WINDOW_DAYS", DEFAULT_BACKFILL_WINDOW_DAYS)
+        reconcile_days = _positive_days(env, "CRM_RECONCILE_DAYS", DEFAULT_RECONCILE_DAYS)
+        return cls(
+            destination=destination,
+            sync_cron=_check_cron(env.get("CRM_SYNC_CRON") or DEFAULT_SYNC_CRON),
+            history_start=history_start,
+            backfill_window=timedelta(days=window_days),
+            reconcile_window=timedelta(days=reconcile_days),
+            sync_start=_moment(env, "CRM_SYNC_START", None),
+        )
 
     @property
     def freshness_policy(self) -> FreshnessPolicy:

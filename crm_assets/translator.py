@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import AssetKey, AssetSpec
+from dagster import AssetKey, AssetSpec, FreshnessPolicy
 from dagster_dlt import DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
 
@@ -16,7 +16,14 @@ _DESCRIPTIONS = {
 
 
 class CrmDltTranslator(DagsterDltTranslator):
-    """Asset keys ``crm/<resource>``, group ``crm``, no upstream dependencies."""
+    """Asset keys ``crm/<resource>``, group ``crm``, no upstream dependencies.
+
+    Args:
+        freshness_policy: The policy every CRM asset carries.
+    """
+
+    def __init__(self, freshness_policy: FreshnessPolicy | None = None) -> None:
+        self.freshness_policy = freshness_policy
 
     def get_asset_spec(self, data: DltResourceTranslatorData) -> AssetSpec:
         """Adjust dagster-dlt's default spec; kinds stay ``dlt`` plus the destination."""
@@ -29,5 +36,6 @@ class CrmDltTranslator(DagsterDltTranslator):
                 group_name=GROUP_NAME,
                 description=_DESCRIPTIONS.get(name, f"CRM resource {name}."),
                 deps=[],
+                freshness_policy=self.freshness_policy,
             )
         )

@@ -69,6 +69,14 @@ class Warehouse:
         assert len(rows) == len({row[0] for row in rows}), f"duplicate ids in {table}"
         return {key: value.astimezone(UTC).strftime(TIME_FORMAT) for key, value in rows}
 
+    def cursor(self, resource: str) -> str | None:
+        """The incremental cursor of ``resource`` as dlt stored it in the destination."""
+        pipeline = self.resource().build_pipeline()
+        pipeline.sync_destination()
+        resources = pipeline.state.get("sources", {}).get("crm", {}).get("resources", {})
+        value = resources.get(resource, {}).get("incremental", {}).get("modifiedtime", {})
+        return value.get("last_value")
+
     def tables(self) -> set[str]:
         rows = self.query(
             "select table_name from information_schema.tables where table_schema = 'crm'"
@@ -87,8 +95,10 @@ def sync(
     token: str = DEFAULT_TOKEN,
     selection: AssetSelection | None = None,
     raise_on_error: bool = True,
+    window: tuple[str, str] | None = None,
 ) -> ExecuteInProcessResult:
-    """Materialize the CRM assets against ``crm`` into ``warehouse``."""
+    """Materialize the CRM assets against ``crm`` into ``warehouse`` (one window, if given)."""
+    config = {"window_start": window[0], "window_end": window[1]} if window else {}
     return materialize(
         [build_crm_assets("duckdb")],
         selection=selection,
@@ -98,4 +108,5 @@ def sync(
             "warehouse": warehouse.resource(),
         },
         raise_on_error=raise_on_error,
+        run_config={"ops": {"crm_dlt_assets": {"config": config}}},
     )

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from crm_assets.config import CrmSyncConfig
 from crm_assets.definitions import build_definitions
 from crm_assets.settings import InvalidSettingError, LocationSettings, longest_interval
 
@@ -34,6 +35,11 @@ def test_freshness_windows_follow_an_overridden_cron() -> None:
         ({"CRM_BASE_URL": "crm.example.com"}, "CRM_BASE_URL", "must be an http"),
         ({"CRM_BASE_URL": "http://crm.example.com"}, "CRM_BASE_URL", "plain HTTP"),
         ({"CRM_DUCKDB_PATH": "w/crm.duckdb"}, "CRM_DUCKDB_PATH", "stem of CRM_DATASET"),
+        ({"CRM_BACKFILL_WINDOW_DAYS": "-3"}, "CRM_BACKFILL_WINDOW_DAYS", "at least 1 day"),
+        ({"CRM_BACKFILL_WINDOW_DAYS": "a month"}, "CRM_BACKFILL_WINDOW_DAYS", "whole number"),
+        ({"CRM_RECONCILE_DAYS": "0"}, "CRM_RECONCILE_DAYS", "at least 1 day"),
+        ({"CRM_HISTORY_START": "last year"}, "CRM_HISTORY_START", "ISO-8601"),
+        ({"CRM_SYNC_START": "2024-13-01"}, "CRM_SYNC_START", "ISO-8601"),
         (
             {"CRM_DUCKDB_PATH": "w/sales.duckdb", "CRM_DATASET": "sales"},
             "CRM_DUCKDB_PATH",
@@ -49,3 +55,32 @@ def test_a_bad_setting_fails_the_load_naming_it(
 
     assert raised.value.variable == variable
     assert str(raised.value).startswith(f"{variable}: ")
+
+
+def test_backfill_settings_are_normalised() -> None:
+    settings = LocationSettings.from_env(
+        {
+            "CRM_HISTORY_START": "2023-05-01",
+            "CRM_SYNC_START": "2024-02-01T08:00:00+02:00",
+            "CRM_BACKFILL_WINDOW_DAYS": "10",
+            "CRM_RECONCILE_DAYS": "2",
+        }
+    )
+
+    assert settings.history_start == "2023-05-01T00:00:00.000000Z"
+    assert settings.sync_start == "2024-02-01T06:00:00.000000Z"
+    assert settings.backfill_window == timedelta(days=10)
+    assert settings.reconcile_window == timedelta(days=2)
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        ({"window_start": "2024-01-01T00:00:00Z"}, "must be set together"),
+        ({"window_start": "2024-02-01", "window_end": "2024-01-01"}, "must be after"),
+        ({"window_start": "soon", "window_end": "2024-01-01"}, "window_start must be an ISO"),
+    ],
+)
+def test_a_bad_backfill_window_is_refused(config: dict[str, str], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        CrmSyncConfig(**config).window()

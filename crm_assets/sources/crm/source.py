@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import dlt
@@ -27,21 +26,12 @@ from crm_assets.sources.crm.settings import (
     WRITE_DISPOSITION,
     CrmResource,
 )
+from crm_assets.sources.crm.window import Window
 
 
-@dataclass(frozen=True)
-class Window:
-    """A backfill window: records with ``start <= cursor < end``, ISO-8601 UTC bounds.
-
-    A window sync filters on the server from ``start``, stops paging once past ``end``
-    (records come ordered by the cursor), and leaves the incremental cursor untouched.
-    """
-
-    start: str
-    end: str
-
-
-def _incremental(resource: CrmResource, window: Window | None, lookback: float) -> dict[str, Any]:
+def _incremental(
+    resource: CrmResource, window: Window | None, lookback: float, initial_cursor: str
+) -> dict[str, Any]:
     common = {"cursor_path": resource.cursor, "start_param": SINCE_PARAM}
     if window is not None:
         return {
@@ -50,7 +40,7 @@ def _incremental(resource: CrmResource, window: Window | None, lookback: float) 
             "end_value": window.end,
             "row_order": "asc",
         }
-    return {**common, "initial_value": INITIAL_CURSOR, "lag": lookback}
+    return {**common, "initial_value": initial_cursor, "lag": lookback}
 
 
 def _endpoint(
@@ -59,6 +49,7 @@ def _endpoint(
     access_token: str,
     window: Window | None,
     lookback: float,
+    initial_cursor: str,
 ) -> EndpointResource:
     return {
         "name": resource.name,
@@ -68,7 +59,7 @@ def _endpoint(
             "data_selector": DATA_SELECTOR,
             "paginator": PageLimitPaginator(limit=page_size),
             "response_actions": [page_checker(resource.name, access_token)],
-            "incremental": _incremental(resource, window, lookback),  # type: ignore[typeddict-item]
+            "incremental": _incremental(resource, window, lookback, initial_cursor),  # type: ignore[typeddict-item]
         },
     }
 
@@ -81,6 +72,7 @@ def rest_api_config(
     timeout: float = REQUEST_TIMEOUT_SECONDS,
     window: Window | None = None,
     lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
+    initial_cursor: str = INITIAL_CURSOR,
 ) -> RESTAPIConfig:
     """The seed's ``rest_api_source`` configuration, made valid for dlt.
 
@@ -100,7 +92,7 @@ def rest_api_config(
             "write_disposition": WRITE_DISPOSITION,
         },
         "resources": [
-            _endpoint(resource, page_size, access_token, window, lookback_seconds)
+            _endpoint(resource, page_size, access_token, window, lookback_seconds, initial_cursor)
             for resource in resources
         ],
     }
@@ -115,6 +107,7 @@ def crm_source(
     timeout: float = REQUEST_TIMEOUT_SECONDS,
     window: Window | None = None,
     lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
+    initial_cursor: str = INITIAL_CURSOR,
 ) -> list[DltResource]:
     """The nine CRM resources, each merged into a table of its name by ``id``.
 
@@ -126,13 +119,21 @@ def crm_source(
         timeout: Connect and read timeout of one request, in seconds.
         window: Sync only this window and keep the incremental cursor (a backfill).
         lookback_seconds: How far before the last cursor an incremental sync starts.
+        initial_cursor: Where the first incremental sync starts (default: everything).
     """
     if not access_token:
         raise ValueError("the CRM access token is empty: set CRM_ACCESS_TOKEN")
     if lookback_seconds < 0:
         raise ValueError(f"lookback_seconds must not be negative, got {lookback_seconds}")
     config = rest_api_config(
-        base_url, access_token, resources, page_size, timeout, window, lookback_seconds
+        base_url,
+        access_token,
+        resources,
+        page_size,
+        timeout,
+        window,
+        lookback_seconds,
+        initial_cursor,
     )
     dlt_resources = rest_api_resources(config)
     if window is None:

@@ -7,7 +7,7 @@ import responses
 from responses import matchers
 
 from crm_assets.sources.crm.settings import INITIAL_CURSOR
-from crm_assets.sources.crm.source import Window
+from crm_assets.sources.crm.window import Window
 from tests.sources.crm.conftest import ACCOUNTS, ACCOUNTS_URL, TOKEN, fetch, page_body
 
 pytestmark = pytest.mark.usefixtures("sleeps")
