@@ -14,6 +14,7 @@ from crm_assets.constants import ASSETS_OP_NAME, PIPELINE_NAME, WAREHOUSE_POOL
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource, CrmWarehouseResource
 from crm_assets.sources.crm import crm_source
+from crm_assets.sync import run_sync
 from crm_assets.translator import CrmDltTranslator
 
 SPEC_BASE_URL = "https://crm.invalid"
@@ -57,11 +58,6 @@ def build_crm_assets(
         window = config.window()
         if window is not None:
             context.log.info(f"Backfilling the window {window.start} .. {window.end}")
-        yield from dlt.run(
-            context=context,
-            dlt_source=crm_api.build_source(window=window),
-            dlt_pipeline=warehouse.build_pipeline(),
-            loader_file_format=warehouse.loader_file_format(),
-        )
+        yield from run_sync(context, dlt, crm_api, warehouse, window)
 
     return crm_dlt_assets

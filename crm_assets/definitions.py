@@ -14,6 +14,7 @@ from dagster import (
 
 from crm_assets.assets import build_crm_assets
 from crm_assets.backfills import build_backfill_sensor
+from crm_assets.checks import build_crm_checks
 from crm_assets.constants import GROUP_NAME, SYNC_JOB_NAME
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.freshness import build_freshness_sensor
@@ -34,8 +35,10 @@ def build_definitions(environ: Mapping[str, str] | None = None) -> Definitions:
         selection=AssetSelection.groups(GROUP_NAME),
         description="Sync the CRM assets into the warehouse (all nine unless a subset is given).",
     )
+    crm_assets = build_crm_assets(settings.destination, settings.freshness_policy)
     return Definitions(
-        assets=[build_crm_assets(settings.destination, settings.freshness_policy)],
+        assets=[crm_assets],
+        asset_checks=[build_crm_checks(crm_assets.keys)],
         jobs=[sync_job],
         schedules=[build_sync_schedule(sync_job, settings.sync_cron)],
         sensors=[build_freshness_sensor(sync_job), build_backfill_sensor(sync_job, settings)],

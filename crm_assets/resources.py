@@ -27,6 +27,7 @@ from crm_assets.sources.crm.settings import (
     PAGE_SIZE,
     REQUEST_TIMEOUT_SECONDS,
 )
+from crm_assets.sources.crm.stats import SyncStats
 from crm_assets.sources.crm.window import Window, format_moment, parse_moment
 
 DLT_TOKEN_KEY = "access_token"
@@ -81,7 +82,9 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
             )
         return str(token)
 
-    def build_source(self, window: Window | None = None) -> DltSource:
+    def build_source(
+        self, window: Window | None = None, stats: SyncStats | None = None
+    ) -> DltSource:
         """A fresh dlt source carrying the token, for one run (of one window, if given)."""
         return crm_source(
             base_url=self.base_url,
@@ -92,6 +95,7 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
             window=window,
             lookback_seconds=self.lookback_seconds,
             initial_cursor=self._initial_cursor(),
+            stats=stats,
         )
 
     def _initial_cursor(self) -> str:

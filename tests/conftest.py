@@ -13,6 +13,7 @@ import pytest
 from dagster import AssetSelection, ExecuteInProcessResult, materialize
 
 from crm_assets.assets import build_crm_assets
+from crm_assets.checks import build_crm_checks
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource, CrmWarehouseResource
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
@@ -99,8 +100,9 @@ def sync(
 ) -> ExecuteInProcessResult:
     """Materialize the CRM assets against ``crm`` into ``warehouse`` (one window, if given)."""
     config = {"window_start": window[0], "window_end": window[1]} if window else {}
+    assets = build_crm_assets("duckdb")
     return materialize(
-        [build_crm_assets("duckdb")],
+        [assets, build_crm_checks(assets.keys)],
         selection=selection,
         resources={
             "dlt": CrmDltResource(),

@@ -16,6 +16,7 @@ from crm_assets.sources.crm.errors import (
     hint_for,
 )
 from crm_assets.sources.crm.settings import PRIMARY_KEY
+from crm_assets.sources.crm.stats import SyncStats
 
 MAX_MESSAGE_CHARS = 300
 _REDACTED = "***"
@@ -52,19 +53,23 @@ def _missing_key(body: dict[str, Any]) -> int | None:
     return None
 
 
-def page_checker(resource: str, secret: str) -> Callable[[Response], Response]:
+def page_checker(
+    resource: str, secret: str, stats: SyncStats | None = None
+) -> Callable[[Response], Response]:
     """Build the response hook of ``resource``.
 
     The hook raises a :class:`CrmError` naming the resource and page for an error status,
     a body that is not the envelope, or a record without ``id``. It parses the body once
     (with orjson) and hands that parse to dlt's data selector. ``secret`` is redacted from
-    any server text quoted in an error.
+    any server text quoted in an error. Every response and page is counted in ``stats``.
     """
+    counts = stats or SyncStats()
 
     def redact(text: str) -> str:
         return text.replace(secret, _REDACTED) if secret else text
 
     def check(response: Response) -> Response:
+        counts.response(resource, response.status_code, len(response.content))
         page = _page_of(response)
         if response.status_code >= 400:
             problem = f"HTTP {response.status_code}: {redact(_server_message(response))}"
@@ -85,6 +90,7 @@ def page_checker(resource: str, secret: str) -> Callable[[Response], Response]:
             hint = "every record needs a non-null id, the primary key; report it to the CRM owner"
             raise CrmRecordError(resource, page, problem, hint, response)
         response.json = lambda **_: body  # type: ignore[method-assign]
+        counts.page(resource, len(body["list"]))
         return response
 
     return check

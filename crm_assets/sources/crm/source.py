@@ -26,6 +26,7 @@ from crm_assets.sources.crm.settings import (
     WRITE_DISPOSITION,
     CrmResource,
 )
+from crm_assets.sources.crm.stats import SyncStats
 from crm_assets.sources.crm.window import Window
 
 
@@ -50,6 +51,7 @@ def _endpoint(
     window: Window | None,
     lookback: float,
     initial_cursor: str,
+    stats: SyncStats | None,
 ) -> EndpointResource:
     return {
         "name": resource.name,
@@ -58,7 +60,7 @@ def _endpoint(
             "path": resource.path,
             "data_selector": DATA_SELECTOR,
             "paginator": PageLimitPaginator(limit=page_size),
-            "response_actions": [page_checker(resource.name, access_token)],
+            "response_actions": [page_checker(resource.name, access_token, stats)],
             "incremental": _incremental(resource, window, lookback, initial_cursor),  # type: ignore[typeddict-item]
         },
     }
@@ -73,6 +75,7 @@ def rest_api_config(
     window: Window | None = None,
     lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
     initial_cursor: str = INITIAL_CURSOR,
+    stats: SyncStats | None = None,
 ) -> RESTAPIConfig:
     """The seed's ``rest_api_source`` configuration, made valid for dlt.
 
@@ -92,7 +95,9 @@ def rest_api_config(
             "write_disposition": WRITE_DISPOSITION,
         },
         "resources": [
-            _endpoint(resource, page_size, access_token, window, lookback_seconds, initial_cursor)
+            _endpoint(
+                resource, page_size, access_token, window, lookback_seconds, initial_cursor, stats
+            )
             for resource in resources
         ],
     }
@@ -108,6 +113,7 @@ def crm_source(
     window: Window | None = None,
     lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
     initial_cursor: str = INITIAL_CURSOR,
+    stats: SyncStats | None = None,
 ) -> list[DltResource]:
     """The nine CRM resources, each merged into a table of its name by ``id``.
 
@@ -120,6 +126,7 @@ def crm_source(
         window: Sync only this window and keep the incremental cursor (a backfill).
         lookback_seconds: How far before the last cursor an incremental sync starts.
         initial_cursor: Where the first incremental sync starts (default: everything).
+        stats: Collects requests, pages and retries per resource, and logs progress.
     """
     if not access_token:
         raise ValueError("the CRM access token is empty: set CRM_ACCESS_TOKEN")
@@ -134,6 +141,7 @@ def crm_source(
         window,
         lookback_seconds,
         initial_cursor,
+        stats,
     )
     dlt_resources = rest_api_resources(config)
     if window is None:

@@ -1,0 +1,82 @@
+"""What a sync did per resource: requests, pages, records, bytes, retried statuses, progress."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from crm_assets.sources.crm.settings import RETRY_STATUSES
+
+PROGRESS_INTERVAL_SECONDS = 10.0
+"""At most one progress line per resource in this many seconds."""
+
+
+@dataclass
+class ResourceStats:
+    """Counters of one resource during one sync."""
+
+    requests: int = 0
+    pages: int = 0
+    records: int = 0
+    bytes: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    started: float | None = None
+    logged: float = 0.0
+
+    @property
+    def retries_by_status(self) -> dict[str, int]:
+        """Responses that were retried, by status."""
+        return {str(code): n for code, n in sorted(self.statuses.items()) if code in RETRY_STATUSES}
+
+
+class SyncStats:
+    """Collects :class:`ResourceStats` from the response hook and logs progress.
+
+    Args:
+        log: Where progress lines go (for example a Dagster context's ``log.info``).
+        interval: Seconds between progress lines of one resource.
+        clock: Monotonic clock, in seconds.
+    """
+
+    def __init__(
+        self,
+        log: Callable[[str], Any] | None = None,
+        interval: float = PROGRESS_INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.resources: dict[str, ResourceStats] = {}
+        self._log = log
+        self._interval = interval
+        self._clock = clock
+
+    def of(self, resource: str) -> ResourceStats:
+        """The counters of ``resource`` (zero if it made no request)."""
+        return self.resources.setdefault(resource, ResourceStats())
+
+    def response(self, resource: str, status: int, size: int) -> None:
+        """Count one response of ``resource``."""
+        stats = self.of(resource)
+        now = self._clock()
+        if stats.started is None:
+            stats.started = stats.logged = now
+        stats.requests += 1
+        stats.bytes += size
+        stats.statuses[status] += 1
+
+    def page(self, resource: str, records: int) -> None:
+        """Count one well-formed page of ``records`` and maybe log progress."""
+        stats = self.of(resource)
+        stats.pages += 1
+        stats.records += records
+        now = self._clock()
+        if self._log is not None and now - stats.logged >= self._interval:
+            stats.logged = now
+            started = stats.started if stats.started is not None else now
+            elapsed = max(now - started, 1e-9)
+            self._log(
+                f"{resource}: {stats.pages} pages, {stats.records} records so far, "
+                f"{stats.records / elapsed:.0f} records/s"
+            )
