@@ -21,12 +21,14 @@ from crm_assets.constants import (
     PIPELINE_NAME,
 )
 from crm_assets.sources.crm import crm_source, with_paths
+from crm_assets.sources.crm.prefetch import DEFAULT_CONCURRENCY
 from crm_assets.sources.crm.settings import (
     DEFAULT_LOOKBACK_SECONDS,
     INITIAL_CURSOR,
     PAGE_SIZE,
     REQUEST_TIMEOUT_SECONDS,
 )
+from crm_assets.sources.crm.source import SyncOptions
 from crm_assets.sources.crm.stats import SyncStats
 from crm_assets.sources.crm.window import Window, format_moment, parse_moment
 
@@ -63,6 +65,12 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
         default=None,
         description="First incremental cursor (CRM_SYNC_START); unset: the first sync loads all.",
     )
+    concurrency: int = Field(
+        default=DEFAULT_CONCURRENCY,
+        ge=1,
+        le=64,
+        description="Requests in flight at most; halved on each 429 (1: one page at a time).",
+    )
     lookback_seconds: float = Field(
         default=DEFAULT_LOOKBACK_SECONDS,
         ge=0,
@@ -86,15 +94,19 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
         self, window: Window | None = None, stats: SyncStats | None = None
     ) -> DltSource:
         """A fresh dlt source carrying the token, for one run (of one window, if given)."""
+        options = SyncOptions(
+            page_size=self.page_size,
+            timeout=self.timeout_seconds,
+            concurrency=self.concurrency,
+            lookback_seconds=self.lookback_seconds,
+            initial_cursor=self._initial_cursor(),
+            window=window,
+        )
         return crm_source(
             base_url=self.base_url,
             access_token=self.token(),
             resources=with_paths(self.path_overrides),
-            page_size=self.page_size,
-            timeout=self.timeout_seconds,
-            window=window,
-            lookback_seconds=self.lookback_seconds,
-            initial_cursor=self._initial_cursor(),
+            options=options,
             stats=stats,
         )
 

@@ -54,14 +54,18 @@ def _missing_key(body: dict[str, Any]) -> int | None:
 
 
 def page_checker(
-    resource: str, secret: str, stats: SyncStats | None = None
+    resource: str,
+    secret: str,
+    stats: SyncStats | None = None,
+    observe: Callable[[int], None] | None = None,
 ) -> Callable[[Response], Response]:
     """Build the response hook of ``resource``.
 
     The hook raises a :class:`CrmError` naming the resource and page for an error status,
     a body that is not the envelope, or a record without ``id``. It parses the body once
     (with orjson) and hands that parse to dlt's data selector. ``secret`` is redacted from
-    any server text quoted in an error. Every response and page is counted in ``stats``.
+    any server text quoted in an error. Every response and page is counted in ``stats``,
+    and every status is passed to ``observe`` (the prefetch limit slows down on 429).
     """
     counts = stats or SyncStats()
 
@@ -70,6 +74,8 @@ def page_checker(
 
     def check(response: Response) -> Response:
         counts.response(resource, response.status_code, len(response.content))
+        if observe is not None:
+            observe(response.status_code)
         page = _page_of(response)
         if response.status_code >= 400:
             problem = f"HTTP {response.status_code}: {redact(_server_message(response))}"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import pytest
 
-from crm_assets.sources.crm import RESOURCES, CrmError, crm_source
+from crm_assets.sources.crm import RESOURCES, CrmError, CrmResource, crm_source
+from crm_assets.sources.crm.source import SyncOptions
 
 BASE_URL = "https://crm.test"
 TOKEN = "tok-3f9a-secret"
@@ -24,9 +26,14 @@ def page_body(start: int, count: int) -> bytes:
     return orjson.dumps({"list": items, "page": 1, "limit": 100})
 
 
-def fetch(name: str = "accounts", **kwargs: Any) -> list[dict[str, Any]]:
-    """Run one resource of the source and return its records."""
-    source = crm_source(base_url=BASE_URL, access_token=TOKEN, **kwargs)
+def fetch(
+    name: str = "accounts", resources: Sequence[CrmResource] = RESOURCES, **options: Any
+) -> list[dict[str, Any]]:
+    """Run one resource of the source, one page at a time unless told, and return its records."""
+    settings = SyncOptions(**{"concurrency": 1, **options})
+    source = crm_source(
+        base_url=BASE_URL, access_token=TOKEN, resources=resources, options=settings
+    )
     return list(source.resources[name])
 
 

@@ -1,0 +1,177 @@
+"""Concurrent fetching of the pages a sync will ask for next.
+
+dlt's REST client asks for one page at a time. Pages of the CRM are independent, so while
+it works on page N, the following pages can already be on their way. :class:`Prefetcher`
+wraps a session's ``send``: after a full page it sends the next pages in the background
+(1, then 2, 4, ... at a time, up to a limit) and hands them over when the client asks. A
+short page ends a path, so a sync that fits in one page makes one request, as before.
+Responses go through the same retry policy and checks; only their timing changes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from requests import PreparedRequest, Response
+
+DEFAULT_CONCURRENCY = 8
+"""Requests in flight at most, across the resources of one sync."""
+
+_EXECUTOR_THREADS = 64
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _shared_executor() -> ThreadPoolExecutor:
+    """One pool per process; each sync's :class:`AdaptiveLimit` bounds its own share."""
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(_EXECUTOR_THREADS, thread_name_prefix="crm-prefetch")
+        return _executor
+
+
+class AdaptiveLimit:
+    """How many prefetches may be in flight: halved on a 429, grown back by one per success.
+
+    Args:
+        maximum: The configured concurrency.
+    """
+
+    def __init__(self, maximum: int = DEFAULT_CONCURRENCY) -> None:
+        if maximum < 1:
+            raise ValueError(f"concurrency must be at least 1, got {maximum}")
+        self.maximum = maximum
+        self.limit = maximum
+        self.in_flight = 0
+        self._successes = 0
+        self._lock = threading.Lock()
+
+    def observe(self, status: int) -> None:
+        """Adjust the limit to a response status."""
+        with self._lock:
+            if status == 429:
+                self.limit = max(1, self.limit // 2)
+                self._successes = 0
+            elif status < 400:
+                self._successes += 1
+                if self._successes >= self.limit and self.limit < self.maximum:
+                    self.limit += 1
+                    self._successes = 0
+
+    def acquire(self) -> bool:
+        """Take a slot if one is free."""
+        with self._lock:
+            if self.in_flight >= self.limit:
+                return False
+            self.in_flight += 1
+            return True
+
+    def release(self) -> None:
+        """Give a slot back."""
+        with self._lock:
+            self.in_flight -= 1
+
+
+@dataclass
+class _Path:
+    """Prefetch state of one paginated request (one resource)."""
+
+    full_pages: int = 0
+    scheduled: int = 0
+    pending: dict[int, Future[Response]] = field(default_factory=dict)
+
+
+class Prefetcher:
+    """A ``send`` that prefetches the pages following a full one.
+
+    Args:
+        send: The session's ``send`` (with its retries and hooks).
+        limit: Bounds concurrent prefetches; shared by the resources of one sync.
+        page_size: Records in a full page.
+        page_param: Query parameter of the page number.
+    """
+
+    def __init__(
+        self,
+        send: Callable[..., Response],
+        limit: AdaptiveLimit,
+        page_size: int,
+        page_param: str = "page",
+    ) -> None:
+        self._send = send
+        self._limit = limit
+        self._page_size = page_size
+        self._page_param = page_param
+        self._paths: dict[str, _Path] = {}
+        self._lock = threading.Lock()
+
+    def _split(self, request: PreparedRequest) -> tuple[str, int] | None:
+        parts = urlsplit(request.url or "")
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        pages = [value for key, value in query if key == self._page_param]
+        if request.method != "GET" or len(pages) != 1 or not pages[0].isdigit():
+            return None
+        rest = urlencode([(key, value) for key, value in query if key != self._page_param])
+        return urlunsplit(parts._replace(query=rest)), int(pages[0])
+
+    def _page_request(self, request: PreparedRequest, page: int) -> PreparedRequest:
+        parts = urlsplit(request.url or "")
+        query = [
+            (key, str(page) if key == self._page_param else value)
+            for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        copy = request.copy()
+        copy.url = urlunsplit(parts._replace(query=urlencode(query)))
+        return copy
+
+    def __call__(self, request: PreparedRequest, **kwargs: Any) -> Response:
+        """Send ``request``, or hand over its prefetched response."""
+        split = self._split(request)
+        if split is None:
+            return self._send(request, **kwargs)
+        key, page = split
+        with self._lock:
+            state = self._paths.setdefault(key, _Path())
+            future = state.pending.pop(page, None)
+        response = future.result() if future is not None else self._send(request, **kwargs)
+        with self._lock:
+            self._after(state, request, page, _records(response) >= self._page_size, kwargs)
+        return response
+
+    def _after(
+        self,
+        state: _Path,
+        request: PreparedRequest,
+        page: int,
+        full: bool,
+        kwargs: dict[str, Any],
+    ) -> None:
+        """After page ``page``: end the path on a short page, else send the next ones."""
+        state.scheduled = max(state.scheduled, page)
+        if not full:
+            for later in [number for number in state.pending if number > page]:
+                state.pending.pop(later).cancel()
+            return
+        state.full_pages += 1
+        window = min(2 ** (state.full_pages - 1), self._limit.maximum)
+        for next_page in range(state.scheduled + 1, page + window + 1):
+            if not self._limit.acquire():
+                return
+            future = _shared_executor().submit(
+                self._send, self._page_request(request, next_page), **kwargs
+            )
+            future.add_done_callback(lambda _: self._limit.release())
+            state.pending[next_page] = future
+            state.scheduled = next_page
+
+
+def _records(response: Response) -> int:
+    body = response.json()
+    items = body.get("list") if isinstance(body, dict) else None
+    return len(items) if isinstance(items, list) else 0

@@ -1,0 +1,108 @@
+"""Concurrent page fetching: the same data as one page at a time, under faults and 429s."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import materialize
+
+from crm_assets.assets import build_crm_assets
+from crm_assets.dlt_resource import CrmDltResource
+from crm_assets.resources import CrmApiResource
+from crm_assets.sources.crm.prefetch import AdaptiveLimit
+from crm_sandbox.faults import TRANSIENT_KINDS, FaultPlan
+from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
+from tests.conftest import Warehouse
+
+PAGES = 10
+
+
+def snapshot(warehouse: Warehouse) -> dict[str, list[tuple[object, ...]]]:
+    """Every table's rows without dlt's random ids; child rows keyed by their parent's id."""
+    tables = {
+        name
+        for (name,) in warehouse.query(
+            "select table_name from information_schema.tables "
+            "where table_schema = 'crm' and table_name not like '\\_dlt%' escape '\\'"
+        )
+    }
+    found: dict[str, list[tuple[object, ...]]] = {}
+    with duckdb.connect(str(warehouse.path), read_only=True) as connection:
+        for table in sorted(tables):
+            if "__" in table:
+                parent = table.split("__")[0]
+                sql = (
+                    f"select p.id, c._dlt_list_idx, c.value from crm.{table} c "
+                    f"join crm.{parent} p on c._dlt_parent_id = p._dlt_id order by all"
+                )
+            else:
+                sql = f"select * exclude (_dlt_load_id, _dlt_id) from crm.{table} order by id"
+            found[table] = connection.sql(sql).fetchall()
+    return found
+
+
+def load(crm: CrmSandbox, root: Path, concurrency: int) -> Warehouse:
+    warehouse = Warehouse(root)
+    resources = {
+        "dlt": CrmDltResource(),
+        "crm_api": CrmApiResource(
+            base_url=crm.url, access_token=DEFAULT_TOKEN, concurrency=concurrency
+        ),
+        "warehouse": warehouse.resource(),
+    }
+    assert materialize([build_crm_assets("duckdb")], resources=resources).success
+    return warehouse
+
+
+def test_concurrent_and_sequential_syncs_load_the_same_tables_under_faults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(time, "sleep", lambda _: None)
+    faults = FaultPlan(rate=0.03, kinds=TRANSIENT_KINDS, retry_after=1, seed=3)
+    with CrmSandbox(records=PAGES * 100 - 30, seed=9, faults=faults) as crm:
+        scripted = {"/accounts": ["429"], "/cases": ["429", "503"], "/contacts": ["reset"]}
+        for path, kinds in scripted.items():
+            crm.faults.script(path, kinds)
+        concurrent = snapshot(load(crm, tmp_path / "concurrent", concurrency=8))
+        crm.faults.script("/campaigns", ["429", "502"])
+        sequential = snapshot(load(crm, tmp_path / "sequential", concurrency=1))
+        statuses = crm.stats()["statuses"]
+
+    assert concurrent == sequential
+    assert len(concurrent["accounts"]) == PAGES * 100 - 30
+    assert int(statuses["429"]) >= 3
+
+
+def test_prefetching_sends_few_requests_past_the_last_page(tmp_path: Path) -> None:
+    with CrmSandbox(records=PAGES * 100 - 30, seed=9) as crm:
+        load(crm, tmp_path, concurrency=8)
+        requests = crm.stats()["requests"]
+
+    assert all(
+        PAGES <= count <= PAGES + 7
+        for path, count in requests.items()
+        if path != "/opportunity_lines"
+    )
+
+
+def test_the_limit_halves_on_429_and_grows_back() -> None:
+    limit = AdaptiveLimit(8)
+
+    limit.observe(429)
+    assert limit.limit == 4
+    limit.observe(429)
+    assert limit.limit == 2
+    for _ in range(2):
+        limit.observe(200)
+    assert limit.limit == 3
+    assert [limit.acquire() for _ in range(4)] == [True, True, True, False]
+    limit.release()
+    assert limit.acquire()
+
+
+def test_a_concurrency_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        AdaptiveLimit(0)
