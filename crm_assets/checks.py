@@ -16,7 +16,7 @@ from dagster import (
 
 from crm_assets.resources import CrmWarehouseResource
 from crm_assets.sources.crm import RESOURCES
-from crm_assets.warehouse_sql import TableProfile, profile
+from crm_assets.warehouse_sql import TableProfile, profiles
 
 ID_CHECK = "id_unique_and_not_null"
 ROWS_CHECK = "row_count_did_not_drop"
@@ -81,12 +81,13 @@ def build_crm_checks(keys: Iterable[AssetKey]) -> AssetChecksDefinition:
     ) -> Iterator[AssetCheckResult]:
         """Profile each synced table: ids, row count, cursor values."""
         selected: set[AssetCheckKey] = set(context.selected_asset_check_keys)
-        pipeline = warehouse.build_pipeline()
-        for key in sorted({check.asset_key for check in selected}):
-            name = key.path[-1]
-            table = profile(pipeline, name, _CURSORS[name])
+        keys = sorted({check.asset_key for check in selected})
+        tables = profiles(
+            warehouse.build_pipeline(), {key.path[-1]: _CURSORS[key.path[-1]] for key in keys}
+        )
+        for key in keys:
             before = previous_row_count(context.instance, key)
-            for result in _results(key, table, before):
+            for result in _results(key, tables[key.path[-1]], before):
                 if AssetCheckKey(key, result.check_name or "") in selected:
                     yield result
 

@@ -14,7 +14,7 @@ from crm_assets.resources import CrmApiResource, CrmWarehouseResource
 from crm_assets.sources.crm import RESOURCES
 from crm_assets.sources.crm.stats import ResourceStats, SyncStats
 from crm_assets.sources.crm.window import Window
-from crm_assets.warehouse_sql import profile
+from crm_assets.warehouse_sql import TableProfile, profiles
 
 _CURSORS = {resource.name: resource.cursor for resource in RESOURCES}
 
@@ -81,6 +81,8 @@ def run_sync(
         dlt_pipeline=pipeline,
         loader_file_format=warehouse.loader_file_format(),
     )
+    selected = [key.path[-1] for key in context.selected_asset_keys]
+    row_counts: dict[str, TableProfile] | None = None
     for result in results:
         if not isinstance(result, MaterializeResult) or result.asset_key is None:
             yield result
@@ -88,5 +90,7 @@ def run_sync(
         name = result.asset_key.path[-1]
         after = cursors(pipeline)[name]
         extra = sync_metadata(stats.of(name), _duration(pipeline), before[name], after, window)
-        extra["dagster/row_count"] = MetadataValue.int(profile(pipeline, name, _CURSORS[name]).rows)
+        if row_counts is None:
+            row_counts = profiles(pipeline, {table: _CURSORS[table] for table in selected})
+        extra["dagster/row_count"] = MetadataValue.int(row_counts[name].rows)
         yield copy(result, metadata={**(result.metadata or {}), **extra})

@@ -63,9 +63,11 @@ def page_checker(
 
     The hook raises a :class:`CrmError` naming the resource and page for an error status,
     a body that is not the envelope, or a record without ``id``. It parses the body once
-    (with orjson) and hands that parse to dlt's data selector. ``secret`` is redacted from
-    any server text quoted in an error. Every response and page is counted in ``stats``,
-    and every status is passed to ``observe`` (the prefetch limit slows down on 429).
+    (with orjson), takes the records at ``list.*.record`` (the seed's data selector), and
+    hands dlt that list, so dlt's selector is ``$`` and no JSONPath runs per page.
+    ``secret`` is redacted from any server text quoted in an error. Every response and page
+    is counted in ``stats``, and every status is passed to ``observe`` (the prefetch limit
+    slows down on 429).
     """
     counts = stats or SyncStats()
 
@@ -95,8 +97,9 @@ def page_checker(
             problem = f"record {position} has no '{PRIMARY_KEY}'"
             hint = "every record needs a non-null id, the primary key; report it to the CRM owner"
             raise CrmRecordError(resource, page, problem, hint, response)
-        response.json = lambda **_: body  # type: ignore[method-assign]
-        counts.page(resource, len(body["list"]))
+        records = [item["record"] for item in body["list"]]
+        response.json = lambda **_: records  # type: ignore[method-assign]
+        counts.page(resource, len(records))
         return response
 
     return check

@@ -172,6 +172,6 @@ class Prefetcher:
 
 
 def _records(response: Response) -> int:
-    body = response.json()
-    items = body.get("list") if isinstance(body, dict) else None
-    return len(items) if isinstance(items, list) else 0
+    """Records in a checked page (the page check hands over the record list)."""
+    records = response.json()
+    return len(records) if isinstance(records, list) else 0

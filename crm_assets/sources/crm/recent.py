@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,11 +37,16 @@ class SkipUnchanged:
         self.cursor = cursor
         self.lookback = timedelta(seconds=lookback_seconds)
         self._latest: datetime | None = None
+        self._state: dict[str, str] | None = None
+        self._order: deque[tuple[datetime, str, str]] = deque()
 
     def _recent(self) -> dict[str, str]:
-        state = dlt.current.resource_state(self.resource)
-        recent: dict[str, str] = state.setdefault(STATE_KEY, {})
-        return recent
+        """The window in the resource's state, looked up once per sync."""
+        if self._state is None:
+            state = dlt.current.resource_state(self.resource)
+            self._state = state.setdefault(STATE_KEY, {})
+            self._order.extend((_moment(value), key, value) for key, value in self._state.items())
+        return self._state
 
     def __call__(self, record: dict[str, Any]) -> bool:
         """True if the record is new or changed since it was last loaded."""
@@ -50,17 +56,20 @@ class SkipUnchanged:
         recent = self._recent()
         if recent.get(key) == value:
             return False
+        moment = _moment(value)
         recent.pop(key, None)
         recent[key] = value
-        self._forget_older(recent, _moment(value))
+        self._order.append((moment, key, value))
+        self._forget_older(recent, moment)
         return True
 
     def _forget_older(self, recent: dict[str, str], moment: datetime) -> None:
+        """Drop entries older than the lookback before the latest cursor seen."""
         if self._latest is None or moment > self._latest:
             self._latest = moment
         horizon = self._latest - self.lookback
-        while recent:
-            oldest = next(iter(recent))
-            if _moment(recent[oldest]) >= horizon:
-                break
-            del recent[oldest]
+        order = self._order
+        while order and order[0][0] < horizon:
+            _, key, value = order.popleft()
+            if recent.get(key) == value:
+                del recent[key]

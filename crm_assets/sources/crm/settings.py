@@ -54,6 +54,10 @@ PAGE_SIZE = 100
 """Records per page (``limit``); the contract allows 1..100."""
 
 DATA_SELECTOR: Final = "list.*.record"
+"""Where records sit in a page; applied by the page check, which hands dlt the records."""
+
+RECORDS_SELECTOR: Final = "$"
+"""dlt's data selector over what the page check hands it: the records themselves."""
 PRIMARY_KEY: Final = "id"
 WRITE_DISPOSITION: Final = "merge"
 

@@ -18,11 +18,11 @@ from crm_assets.sources.crm.prefetch import DEFAULT_CONCURRENCY, AdaptiveLimit, 
 from crm_assets.sources.crm.recent import SkipUnchanged
 from crm_assets.sources.crm.session import check_base_url, crm_session
 from crm_assets.sources.crm.settings import (
-    DATA_SELECTOR,
     DEFAULT_LOOKBACK_SECONDS,
     INITIAL_CURSOR,
     PAGE_SIZE,
     PRIMARY_KEY,
+    RECORDS_SELECTOR,
     REQUEST_TIMEOUT_SECONDS,
     RESOURCES,
     SINCE_PARAM,
@@ -104,7 +104,7 @@ def rest_api_config(
             "columns": {resource.cursor: {"dedup_sort": "desc"}},
             "endpoint": {
                 "path": resource.path,
-                "data_selector": DATA_SELECTOR,
+                "data_selector": RECORDS_SELECTOR,
                 "paginator": PageLimitPaginator(limit=options.page_size),
                 "response_actions": [check],
                 "incremental": _incremental(resource, options),  # type: ignore[typeddict-item]

@@ -1,0 +1,142 @@
+"""One measured operation, run in its own process by ``bench/run.py``; prints JSON.
+
+Kinds: ``fetch`` (fetch and parse every page, nothing stored), ``bare`` (dlt's
+``rest_api_source`` with the seed's config made valid, dlt's default settings), ``ours``
+(the nine assets materialized as crm_sync_job runs them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+TOKEN = "sandbox-token"
+PATHS = [
+    ("accounts", "/accounts"),
+    ("contacts", "/contacts"),
+    ("opportunities", "/opportunities"),
+    ("documents", "/opportunity_lines"),
+    ("campaigns", "/campaigns"),
+    ("cases", "/cases"),
+    ("activities", "/activities"),
+    ("opportunity_histories", "/opportunityhistories"),
+    ("opportunity_lines", "/opportunity_lines"),
+]
+
+
+def fetch(url: str) -> int:
+    """Fetch and parse every page of the nine resources, one after another."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {TOKEN}"
+    records = 0
+    for _, path in PATHS:
+        page = 1
+        while True:
+            body = session.get(f"{url}{path}", params={"page": page, "limit": 100}).json()
+            items = [item["record"] for item in body["list"]]
+            records += len(items)
+            if len(items) < 100:
+                break
+            page += 1
+    return records
+
+
+def bare(url: str, work: Path) -> int:
+    """The seed's rest_api_source, paginator made valid, everything else dlt's default."""
+    import dlt
+    from dlt.sources.rest_api import rest_api_source
+
+    paginator = {"type": "page_number", "base_page": 1, "page_param": "page", "total_path": None}
+    source = rest_api_source(
+        {
+            "client": {"base_url": url, "auth": {"type": "bearer", "token": TOKEN}},
+            "resource_defaults": {"primary_key": "id", "write_disposition": "merge"},
+            "resources": [
+                {
+                    "name": name,
+                    "endpoint": {
+                        "path": path,
+                        "params": {"limit": 100},
+                        "data_selector": "list.*.record",
+                        "paginator": paginator,
+                    },
+                }
+                for name, path in PATHS
+            ],
+        }
+    )
+    pipeline = dlt.pipeline(
+        "bare",
+        destination=dlt.destinations.duckdb(str(work / "bare_warehouse.duckdb")),
+        dataset_name="crm",
+        pipelines_dir=str(work / "pipelines"),
+    )
+    pipeline.run(source)
+    trace = pipeline.last_trace
+    info = trace.last_normalize_info if trace else None
+    return sum(info.row_counts.get(name, 0) for name, _ in PATHS) if info else 0
+
+
+def ours(url: str, work: Path, instance: Any) -> int:
+    """The nine assets materialized in process, as crm_sync_job runs them."""
+    from dagster import materialize
+
+    from crm_assets.assets import build_crm_assets
+    from crm_assets.dlt_resource import CrmDltResource
+    from crm_assets.resources import CrmApiResource, CrmWarehouseResource
+
+    result = materialize(
+        [build_crm_assets("duckdb")],
+        instance=instance,
+        resources={
+            "dlt": CrmDltResource(),
+            "crm_api": CrmApiResource(base_url=url, access_token=TOKEN),
+            "warehouse": CrmWarehouseResource(
+                duckdb_path=str(work / "crm_warehouse.duckdb"),
+                pipelines_dir=str(work / "pipelines"),
+            ),
+        },
+    )
+    rows = 0
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        rows += int(materialization.metadata["rows_loaded"].value)  # type: ignore[arg-type]
+    return rows
+
+
+def main() -> int:
+    """Import what the kind needs, then time only the operation."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kind", choices=["fetch", "bare", "ours"])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--work", type=Path, required=True)
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.kind != "fetch":
+        import dlt  # noqa: F401  (imports are not part of the measured time)
+    instance = None
+    if args.kind == "ours":
+        from dagster import DagsterInstance
+
+        import crm_assets.assets  # noqa: F401
+
+        instance = DagsterInstance.ephemeral()
+    started = time.perf_counter()
+    operation: dict[str, Any] = {
+        "fetch": lambda: fetch(args.url),
+        "bare": lambda: bare(args.url, args.work),
+        "ours": lambda: ours(args.url, args.work, instance),
+    }
+    rows = operation[args.kind]()
+    print(json.dumps({"seconds": time.perf_counter() - started, "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""The benchmark of issue 5: every case against its named baseline, in the same run.
+
+``make bench`` (or ``python bench/run.py --repeat 3``). Each measured operation runs in its
+own process against a sandbox CRM in another process; times exclude interpreter start and
+imports, peak memory is the measured process's maximum RSS. Writes
+``bench/results/latest.{md,json,svg}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+CASE = ROOT / "bench" / "case.py"
+PATHS = (
+    "/accounts",
+    "/contacts",
+    "/opportunities",
+    "/opportunity_lines",
+    "/campaigns",
+    "/cases",
+    "/activities",
+    "/opportunityhistories",
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured operation."""
+
+    seconds: float
+    rows: int
+    peak_mb: float
+
+
+@contextmanager
+def sandbox(records: int, latency: float = 0.0) -> Iterator[str]:
+    """A sandbox CRM in its own process; yields its URL."""
+    command = [sys.executable, "-m", "crm_sandbox", "--port", "0", "--records", str(records)]
+    process = subprocess.Popen(
+        [*command, "--latency", str(latency)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    assert process.stdout is not None
+    match = re.search(r"serving (http://\S+)", process.stdout.readline())
+    try:
+        if not match:
+            raise RuntimeError("the sandbox did not start")
+        yield match.group(1)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def measure(kind: str, url: str, work: Path) -> Run:
+    """Run one case process; ``bare`` runs outside the project so no project config applies."""
+    cwd = ROOT if kind == "ours" else work
+    work.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, str(CASE), kind, "--url", url, "--work", str(work)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"the {kind} case failed (status {status}); run bench/case.py by hand")
+    result = json.loads(output.strip().splitlines()[-1])
+    return Run(result["seconds"], result["rows"], usage.ru_maxrss / 1024)
+
+
+def median(runs: list[Run]) -> Run:
+    """Median time, rows and peak memory of repeated runs."""
+    return Run(
+        statistics.median(run.seconds for run in runs),
+        runs[0].rows,
+        statistics.median(run.peak_mb for run in runs),
+    )
+
+
+def modify(url: str, share: float, records: int) -> None:
+    """Change ``share`` of every path's records through the sandbox admin API."""
+    for path in PATHS:
+        body = {"path": path, "count": max(1, int(records * share))}
+        requests.post(f"{url}/_sandbox/modify", json=body, timeout=60).raise_for_status()
+
+
+def throughput(records: int, repeat: int, scratch: Path) -> dict[str, Run]:
+    """Full loads with no latency, fetch-only and bare dlt alongside; then 1% incremental."""
+    runs: dict[str, list[Run]] = {"fetch": [], "bare": [], "ours": [], "incremental": []}
+    with sandbox(records) as url:
+        for attempt in range(repeat):
+            runs["fetch"].append(measure("fetch", url, scratch / f"fetch{attempt}"))
+            runs["bare"].append(measure("bare", url, scratch / f"bare{attempt}"))
+            work = scratch / f"ours{attempt}"
+            runs["ours"].append(measure("ours", url, work))
+            modify(url, 0.01, records)
+            runs["incremental"].append(measure("ours", url, work))
+    return {kind: median(found) for kind, found in runs.items()}
+
+
+def latency(records: int, repeat: int, scratch: Path) -> dict[str, Run]:
+    """Full loads with 100 ms per request."""
+    runs: dict[str, list[Run]] = {"bare": [], "ours": []}
+    with sandbox(records, latency=0.1) as url:
+        for attempt in range(repeat):
+            for kind in runs:
+                runs[kind].append(measure(kind, url, scratch / f"latency-{kind}{attempt}"))
+    return {kind: median(found) for kind, found in runs.items()}
+
+
+def scale(totals: list[int], repeat: int, scratch: Path) -> dict[int, Run]:
+    """Our full load at each total record count (nine tables, eight paths)."""
+    found: dict[int, Run] = {}
+    for total in totals:
+        per_path = -(-total // 9)
+        with sandbox(per_path) as url:
+            runs = [measure("ours", url, scratch / f"scale{total}-{n}") for n in range(repeat)]
+        found[total] = median(runs)
+    return found
+
+
+def report(results: dict[str, object], args: argparse.Namespace) -> list[dict[str, object]]:
+    """Rows of the result table: case, measured figures, ratio, target, met."""
+    full = results["throughput"]
+    lat = results["latency"]
+    big = results["scale"]
+    assert isinstance(full, dict) and isinstance(lat, dict) and isinstance(big, dict)
+    small_total, large_total = min(big), max(big)
+    return [
+        {
+            "case": f"full load 9 x {args.records:,}, no latency: bare dlt / ours",
+            "figures": f"{full['bare'].seconds:.1f} s / {full['ours'].seconds:.1f} s",
+            "ratio": full["bare"].seconds / full["ours"].seconds,
+            "target": ">= 4",
+            "met": full["bare"].seconds / full["ours"].seconds >= 4,
+        },
+        {
+            "case": "same: ours / fetch-and-parse alone",
+            "figures": f"{full['ours'].seconds:.1f} s / {full['fetch'].seconds:.1f} s",
+            "ratio": full["ours"].seconds / full["fetch"].seconds,
+            "target": "<= 2.5",
+            "met": full["ours"].seconds / full["fetch"].seconds <= 2.5,
+        },
+        {
+            "case": "same: peak RSS, ours (bare dlt alongside)",
+            "figures": f"{full['ours'].peak_mb:.0f} MB (bare {full['bare'].peak_mb:.0f} MB)",
+            "ratio": full["ours"].peak_mb / full["bare"].peak_mb,
+            "target": "ours <= 500 MB",
+            "met": full["ours"].peak_mb <= 500,
+        },
+        {
+            "case": f"full load 9 x {args.latency_records:,}, 100 ms/request: bare dlt / ours",
+            "figures": f"{lat['bare'].seconds:.1f} s / {lat['ours'].seconds:.1f} s",
+            "ratio": lat["bare"].seconds / lat["ours"].seconds,
+            "target": ">= 8",
+            "met": lat["bare"].seconds / lat["ours"].seconds >= 8,
+        },
+        {
+            "case": f"peak RSS, ours: {large_total:,} / {small_total:,} records",
+            "figures": f"{big[large_total].peak_mb:.0f} MB / {big[small_total].peak_mb:.0f} MB",
+            "ratio": big[large_total].peak_mb / big[small_total].peak_mb,
+            "target": "<= 1.2",
+            "met": big[large_total].peak_mb / big[small_total].peak_mb <= 1.2,
+        },
+        {
+            "case": "incremental after 1% changed / our full load",
+            "figures": f"{full['incremental'].seconds:.2f} s / {full['ours'].seconds:.1f} s",
+            "ratio": full["incremental"].seconds / full["ours"].seconds,
+            "target": "<= 0.05",
+            "met": full["incremental"].seconds / full["ours"].seconds <= 0.05,
+        },
+    ]
+
+
+def markdown(rows: list[dict[str, object]], machine: str, command: str) -> str:
+    """The result table with the machine and the command."""
+    lines = [
+        f"Machine: {machine}",
+        "",
+        f"Command: `{command}`",
+        "",
+        "| case | medians | ratio | target | met |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        ratio = row["ratio"]
+        assert isinstance(ratio, float)
+        met = "yes" if row["met"] else "**no**"
+        lines.append(
+            f"| {row['case']} | {row['figures']} | {ratio:.2f} | {row['target']} | {met} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def svg(rows: list[dict[str, object]]) -> str:
+    """A bar chart of each ratio, green where the target is met."""
+    height = 40 * len(rows) + 20
+    bars = []
+    for index, row in enumerate(rows):
+        ratio = row["ratio"]
+        assert isinstance(ratio, float)
+        width = min(ratio, 20.0) / 20.0 * 380
+        y = 20 + 40 * index
+        colour = "#2e7d32" if row["met"] else "#c62828"
+        label = f"{row['case']}: {ratio:.2f} (target {row['target']})"
+        bars.append(
+            f'<rect x="10" y="{y}" width="{width:.0f}" height="14" fill="{colour}"/>'
+            f'<text x="10" y="{y - 3}" font-size="11" font-family="sans-serif">{label}</text>'
+        )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="720" height="{height}">'
+        + "".join(bars)
+        + "</svg>\n"
+    )
+
+
+def main() -> int:
+    """Run every case, print and write the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--records", type=int, default=20_000, help="per resource, no latency")
+    parser.add_argument("--latency-records", type=int, default=5_000)
+    parser.add_argument("--scale", default="100000,1000000", help="total records, two counts")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="crm-bench-") as scratch:
+        results: dict[str, object] = {
+            "throughput": throughput(args.records, args.repeat, Path(scratch)),
+            "latency": latency(args.latency_records, args.repeat, Path(scratch)),
+            "scale": scale([int(n) for n in args.scale.split(",")], args.repeat, Path(scratch)),
+        }
+    machine = f"{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    command = "python bench/run.py " + " ".join(sys.argv[1:])
+    rows = report(results, args)
+    table = markdown(rows, machine, command.strip())
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.md").write_text(table)
+    (args.out / "latest.svg").write_text(svg(rows))
+    raw = {name: _plain(value) for name, value in results.items()}
+    (args.out / "latest.json").write_text(
+        json.dumps({"machine": machine, "results": raw}, indent=2)
+    )
+    return 0
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, Run):
+        return {"seconds": value.seconds, "rows": value.rows, "peak_mb": value.peak_mb}
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())
