@@ -11,7 +11,7 @@ export CRM_ACCESS_TOKEN ?= sandbox-token
 SANDBOX_PORT ?= 8765
 SANDBOX_RECORDS ?= 1000
 
-.PHONY: install run test lint format typecheck sandbox dev ci clean
+.PHONY: install run test lint format typecheck sandbox dev bench ci clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -51,6 +51,9 @@ dev: install $(DAGSTER_HOME)/dagster.yaml  ## The sandbox plus `dagster dev`, pe
 	$(BIN)/crm-sandbox --port $(SANDBOX_PORT) --records $(SANDBOX_RECORDS) & \
 	trap "kill $$!" EXIT INT TERM; \
 	CRM_BASE_URL=http://127.0.0.1:$(SANDBOX_PORT) $(BIN)/dagster dev -w workspace.yaml
+
+bench: install  ## Every issue-5 case against its baseline; writes bench/results/latest.*
+	$(BIN)/python bench/run.py --repeat 3
 
 ci: lint typecheck test run
 

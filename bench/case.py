@@ -53,24 +53,23 @@ def bare(url: str, work: Path) -> int:
     from dlt.sources.rest_api import rest_api_source
 
     paginator = {"type": "page_number", "base_page": 1, "page_param": "page", "total_path": None}
-    source = rest_api_source(
-        {
-            "client": {"base_url": url, "auth": {"type": "bearer", "token": TOKEN}},
-            "resource_defaults": {"primary_key": "id", "write_disposition": "merge"},
-            "resources": [
-                {
-                    "name": name,
-                    "endpoint": {
-                        "path": path,
-                        "params": {"limit": 100},
-                        "data_selector": "list.*.record",
-                        "paginator": paginator,
-                    },
-                }
-                for name, path in PATHS
-            ],
-        }
-    )
+    config: dict[str, Any] = {
+        "client": {"base_url": url, "auth": {"type": "bearer", "token": TOKEN}},
+        "resource_defaults": {"primary_key": "id", "write_disposition": "merge"},
+        "resources": [
+            {
+                "name": name,
+                "endpoint": {
+                    "path": path,
+                    "params": {"limit": 100},
+                    "data_selector": "list.*.record",
+                    "paginator": paginator,
+                },
+            }
+            for name, path in PATHS
+        ],
+    }
+    source = rest_api_source(config)  # type: ignore[arg-type]
     pipeline = dlt.pipeline(
         "bare",
         destination=dlt.destinations.duckdb(str(work / "bare_warehouse.duckdb")),

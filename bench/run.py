@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -99,7 +100,7 @@ def median(runs: list[Run]) -> Run:
 def modify(url: str, share: float, records: int) -> None:
     """Change ``share`` of every path's records through the sandbox admin API."""
     for path in PATHS:
-        body = {"path": path, "count": max(1, int(records * share))}
+        body: dict[str, Any] = {"path": path, "count": max(1, int(records * share))}
         requests.post(f"{url}/_sandbox/modify", json=body, timeout=60).raise_for_status()
 
 

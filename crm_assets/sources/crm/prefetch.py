@@ -14,12 +14,13 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from requests import PreparedRequest, Response
 
-DEFAULT_CONCURRENCY = 8
+DEFAULT_CONCURRENCY = 16
 """Requests in flight at most, across the resources of one sync."""
 
 _EXECUTOR_THREADS = 64
@@ -83,7 +84,9 @@ class _Path:
     """Prefetch state of one paginated request (one resource)."""
 
     full_pages: int = 0
+    consumed: int = 0
     scheduled: int = 0
+    end: int | None = None
     pending: dict[int, Future[Response]] = field(default_factory=dict)
 
 
@@ -112,13 +115,20 @@ class Prefetcher:
         self._lock = threading.Lock()
 
     def _split(self, request: PreparedRequest) -> tuple[str, int] | None:
+        """The stream a paginated request belongs to, and its page number.
+
+        Two resources can read the same path (``documents`` and ``opportunity_lines``), so
+        a stream is the URL without its page number plus the request's response hooks,
+        which are the resource's own.
+        """
         parts = urlsplit(request.url or "")
         query = parse_qsl(parts.query, keep_blank_values=True)
         pages = [value for key, value in query if key == self._page_param]
         if request.method != "GET" or len(pages) != 1 or not pages[0].isdigit():
             return None
         rest = urlencode([(key, value) for key, value in query if key != self._page_param])
-        return urlunsplit(parts._replace(query=rest)), int(pages[0])
+        hooks = ",".join(str(id(hook)) for hook in (request.hooks or {}).get("response", []))
+        return f"{urlunsplit(parts._replace(query=rest))}#{hooks}", int(pages[0])
 
     def _page_request(self, request: PreparedRequest, page: int) -> PreparedRequest:
         parts = urlsplit(request.url or "")
@@ -141,34 +151,54 @@ class Prefetcher:
             future = state.pending.pop(page, None)
         response = future.result() if future is not None else self._send(request, **kwargs)
         with self._lock:
-            self._after(state, request, page, _records(response) >= self._page_size, kwargs)
+            state.consumed = page
+            state.scheduled = max(state.scheduled, page)
+            if _records(response) >= self._page_size:
+                state.full_pages += 1
+                self._fill(state, request, kwargs)
+            else:
+                self._end(state, page)
         return response
 
-    def _after(
+    def _end(self, state: _Path, page: int) -> None:
+        """A short page: nothing after it exists; cancel what was sent for later pages."""
+        state.end = page if state.end is None else min(state.end, page)
+        for later in [number for number in state.pending if number > page]:
+            state.pending.pop(later).cancel()
+
+    def _fill(self, state: _Path, request: PreparedRequest, kwargs: dict[str, Any]) -> None:
+        """Send pages ahead of the consumer: 1 after its first full page, then 2, 4, ..."""
+        window = min(2 ** (state.full_pages - 1), self._limit.maximum)
+        while state.scheduled < state.consumed + window:
+            page = state.scheduled + 1
+            if state.end is not None and page > state.end:
+                return
+            if not self._limit.acquire():
+                return
+            future = _shared_executor().submit(
+                self._send, self._page_request(request, page), **kwargs
+            )
+            state.pending[page] = future
+            state.scheduled = page
+            future.add_done_callback(partial(self._done, state, request, page, kwargs))
+
+    def _done(
         self,
         state: _Path,
         request: PreparedRequest,
         page: int,
-        full: bool,
         kwargs: dict[str, Any],
+        future: Future[Response],
     ) -> None:
-        """After page ``page``: end the path on a short page, else send the next ones."""
-        state.scheduled = max(state.scheduled, page)
-        if not full:
-            for later in [number for number in state.pending if number > page]:
-                state.pending.pop(later).cancel()
+        """A prefetch finished: free its slot, and keep the path busy if the page was full."""
+        self._limit.release()
+        if future.cancelled() or future.exception() is not None:
             return
-        state.full_pages += 1
-        window = min(2 ** (state.full_pages - 1), self._limit.maximum)
-        for next_page in range(state.scheduled + 1, page + window + 1):
-            if not self._limit.acquire():
-                return
-            future = _shared_executor().submit(
-                self._send, self._page_request(request, next_page), **kwargs
-            )
-            future.add_done_callback(lambda _: self._limit.release())
-            state.pending[next_page] = future
-            state.scheduled = next_page
+        with self._lock:
+            if _records(future.result()) < self._page_size:
+                self._end(state, page)
+            else:
+                self._fill(state, request, kwargs)
 
 
 def _records(response: Response) -> int:
