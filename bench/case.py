@@ -16,18 +16,10 @@ from typing import Any
 
 import requests
 
+from crm_assets.sources.crm.settings import RESOURCES
+
 TOKEN = "sandbox-token"
-PATHS = [
-    ("accounts", "/accounts"),
-    ("contacts", "/contacts"),
-    ("opportunities", "/opportunities"),
-    ("documents", "/opportunity_lines"),
-    ("campaigns", "/campaigns"),
-    ("cases", "/cases"),
-    ("activities", "/activities"),
-    ("opportunity_histories", "/opportunityhistories"),
-    ("opportunity_lines", "/opportunity_lines"),
-]
+PATHS = [(resource.name, resource.path) for resource in RESOURCES]
 
 
 def fetch(url: str) -> int:

@@ -25,18 +25,10 @@ from typing import Any
 
 import requests
 
+from crm_sandbox.data import PATHS
+
 ROOT = Path(__file__).resolve().parent.parent
 CASE = ROOT / "bench" / "case.py"
-PATHS = (
-    "/accounts",
-    "/contacts",
-    "/opportunities",
-    "/opportunity_lines",
-    "/campaigns",
-    "/cases",
-    "/activities",
-    "/opportunityhistories",
-)
 
 
 @dataclass(frozen=True)

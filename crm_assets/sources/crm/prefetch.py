@@ -112,7 +112,9 @@ class Prefetcher:
         self._page_size = page_size
         self._page_param = page_param
         self._paths: dict[str, _Path] = {}
-        self._lock = threading.Lock()
+        # Re-entrant: a future that is already done runs its callback at once, in the
+        # thread adding it, which holds this lock inside _fill.
+        self._lock = threading.RLock()
 
     def _split(self, request: PreparedRequest) -> tuple[str, int] | None:
         """The stream a paginated request belongs to, and its page number.

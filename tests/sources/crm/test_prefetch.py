@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import duckdb
 import pytest
 from dagster import materialize
+from requests import PreparedRequest, Request, Response
 
 from crm_assets.assets import build_crm_assets
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource
-from crm_assets.sources.crm.prefetch import DEFAULT_CONCURRENCY, AdaptiveLimit
+from crm_assets.sources.crm.prefetch import DEFAULT_CONCURRENCY, AdaptiveLimit, Prefetcher
 from crm_sandbox.faults import TRANSIENT_KINDS, FaultPlan
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
 from tests.conftest import Warehouse
@@ -107,3 +110,37 @@ def test_the_limit_halves_on_429_and_grows_back() -> None:
 def test_a_concurrency_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         AdaptiveLimit(0)
+
+
+def test_instant_responses_do_not_deadlock_the_prefetcher() -> None:
+    sent: list[int] = []
+
+    def send(request: PreparedRequest, **_: object) -> Response:
+        page = int(parse_qs(urlsplit(request.url or "").query)["page"][0])
+        sent.append(page)
+        response = Response()
+        records = [{"id": n} for n in range(100 if page < 40 else 3)]
+        response.json = lambda **_: records  # type: ignore[method-assign]
+        return response
+
+    prefetcher = Prefetcher(send, AdaptiveLimit(16), page_size=100)
+    first = Request("GET", "https://crm.test/accounts", params={"page": 1}).prepare()
+    pages: list[int] = []
+
+    def consume() -> None:
+        page = 1
+        while True:
+            request = first.copy()
+            request.url = f"https://crm.test/accounts?page={page}"
+            pages.append(len(prefetcher(request).json()))
+            if pages[-1] < 100:
+                return
+            page += 1
+
+    worker = threading.Thread(target=consume, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+
+    assert not worker.is_alive(), "the prefetcher deadlocked"
+    assert len(pages) == 40 and pages[-1] == 3
+    assert max(sent) <= 40 + 15
