@@ -201,8 +201,11 @@ class PathStore:
             ids.append(record["id"])
         return ids
 
-    def modify(self, ids: Iterable[str]) -> list[str]:
-        """Change the given records: new ``modifiedtime``, so they move to the end."""
+    def modify(self, ids: Iterable[str], fields: dict[str, Any] | None = None) -> list[str]:
+        """Change the given records: a new ``modifiedtime``, and ``fields`` if given.
+
+        A changed record moves to the end of the ``(modifiedtime, id)`` order.
+        """
         changed = []
         for record_id in ids:
             record = self.records[record_id]
@@ -211,6 +214,7 @@ class PathStore:
             moment = self.clock()
             updated = {
                 **record,
+                **(fields or {}),
                 "modifiedtime": format_time(moment),
                 "modifiedby": self.rng.choice(_USERS),
             }

@@ -96,11 +96,11 @@ class CrmSandbox:
         with self.data.lock:
             return self.data.store(path).truth()
 
-    def modify(self, path: str, count: int) -> list[str]:
-        """Modify ``count`` existing records of ``path``; return their ids."""
+    def modify(self, path: str, count: int, fields: dict[str, Any] | None = None) -> list[str]:
+        """Modify ``count`` existing records of ``path`` (setting ``fields``); return their ids."""
         with self.data.lock:
             store = self.data.store(path)
-            return store.modify(store.pick(count))
+            return store.modify(store.pick(count), fields)
 
     def add(self, path: str, count: int) -> list[str]:
         """Add ``count`` new records to ``path``; return their ids."""
@@ -273,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _admin_action(self, route: str, body: dict[str, Any]) -> Any:
         crm = self.crm
         if route == "/modify":
-            return {"ids": crm.modify(body["path"], int(body["count"]))}
+            return {"ids": crm.modify(body["path"], int(body["count"]), body.get("fields"))}
         if route == "/add":
             return {"ids": crm.add(body["path"], int(body["count"]))}
         if route == "/stats/reset":
