@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +18,11 @@ from crm_sandbox.faults import FaultPlan
 DEFAULT_TOKEN = "sandbox-token"
 ADMIN_PREFIX = "/_sandbox"
 MAX_LIMIT = 100
+
+
+def _pause(seconds: float) -> None:
+    """Wait like a slow server; independent of ``time.sleep``, which tests may replace."""
+    threading.Event().wait(seconds)
 
 
 class BadQueryError(ValueError):
@@ -219,7 +223,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(path, 400, str(exc))
             return
         if self.crm.latency:
-            time.sleep(self.crm.latency)
+            _pause(self.crm.latency)
         self.crm._trigger(path)
         fault = self.crm.faults.draw(path)
         if fault is not None and self._fault(path, fault):
@@ -239,7 +243,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.close()
             return True
         if kind == "slow":
-            time.sleep(self.crm.faults.slow_seconds)
+            _pause(self.crm.faults.slow_seconds)
             return False
         if kind == "429":
             self._error(

@@ -97,6 +97,7 @@ def sync(
     selection: AssetSelection | None = None,
     raise_on_error: bool = True,
     window: tuple[str, str] | None = None,
+    **api: Any,
 ) -> ExecuteInProcessResult:
     """Materialize the CRM assets against ``crm`` into ``warehouse`` (one window, if given)."""
     config = {"window_start": window[0], "window_end": window[1]} if window else {}
@@ -106,7 +107,7 @@ def sync(
         selection=selection,
         resources={
             "dlt": CrmDltResource(),
-            "crm_api": CrmApiResource(base_url=crm.url, access_token=token),
+            "crm_api": CrmApiResource(base_url=crm.url, access_token=token, **api),
             "warehouse": warehouse.resource(),
         },
         raise_on_error=raise_on_error,

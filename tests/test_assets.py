@@ -131,3 +131,23 @@ def test_transient_faults_are_retried_over_http(
     assert sorted(waits) == sorted(accounts_waits + cases_waits)
     assert warehouse.ids("accounts") == set(own_sandbox.truth("/accounts"))
     assert warehouse.ids("cases") == set(own_sandbox.truth("/cases"))
+
+
+def test_a_read_timeout_is_retried(
+    own_sandbox: CrmSandbox, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(time, "sleep", waits.append)
+    own_sandbox.faults.slow_seconds = 1.5
+    own_sandbox.faults.script("/cases", ["slow"])
+
+    result = sync(
+        own_sandbox,
+        warehouse,
+        selection=AssetSelection.assets(AssetKey(["crm", "cases"])),
+        timeout_seconds=0.5,
+    )
+
+    assert result.success
+    assert waits == [2]
+    assert warehouse.ids("cases") == set(own_sandbox.truth("/cases"))
