@@ -82,15 +82,18 @@ def run_sync(
         loader_file_format=warehouse.loader_file_format(),
     )
     selected = [key.path[-1] for key in context.selected_asset_keys]
-    row_counts: dict[str, TableProfile] | None = None
+    after: dict[str, str | None] = {}
+    row_counts: dict[str, TableProfile] = {}
     for result in results:
         if not isinstance(result, MaterializeResult) or result.asset_key is None:
             yield result
             continue
-        name = result.asset_key.path[-1]
-        after = cursors(pipeline)[name]
-        extra = sync_metadata(stats.of(name), _duration(pipeline), before[name], after, window)
-        if row_counts is None:
+        if not row_counts:
+            after = cursors(pipeline)
             row_counts = profiles(pipeline, {table: _CURSORS[table] for table in selected})
+        name = result.asset_key.path[-1]
+        extra = sync_metadata(
+            stats.of(name), _duration(pipeline), before[name], after[name], window
+        )
         extra["dagster/row_count"] = MetadataValue.int(row_counts[name].rows)
         yield copy(result, metadata={**(result.metadata or {}), **extra})
