@@ -154,3 +154,34 @@ def wait_for(condition: Callable[[], bool], seconds: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting for the sync process"
         time.sleep(0.05)
+
+
+def test_a_run_killed_while_loading_then_a_normal_run_is_equal(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    with CrmSandbox(records=6000, seed=8) as crm:
+        sync(crm, warehouse, selection=AssetSelection.assets(AssetKey(["crm", "cases"])))
+        crm.modify("/accounts", 500)
+        crm.add("/cases", 400)
+
+        killed = start_sync_process(crm, warehouse, tmp_path / "dagster_home")
+        normalized = warehouse.pipelines_dir / "crm" / "load" / "normalized"
+        try:
+            wait_for(lambda: normalized.is_dir() and any(normalized.iterdir()), seconds=120)
+        finally:
+            os.killpg(killed.pid, signal.SIGKILL)
+            killed.wait(timeout=30)
+        assert killed.returncode == -signal.SIGKILL
+
+        sync(crm, warehouse)
+        assert_equal_to_truth(crm, warehouse)
+
+
+def test_the_same_id_twice_in_a_page_loads_one_row(
+    own_sandbox: CrmSandbox, warehouse: Warehouse
+) -> None:
+    own_sandbox.faults.script("/campaigns", ["duplicate-id"])
+
+    sync(own_sandbox, warehouse, selection=AssetSelection.assets(AssetKey(["crm", "campaigns"])))
+
+    assert warehouse.cursors("campaigns") == own_sandbox.truth("/campaigns")
