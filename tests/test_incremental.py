@@ -113,13 +113,8 @@ def test_a_run_killed_during_extraction_then_a_normal_run_is_equal(
         crm.add("/opportunities", 250)
         crm.reset_stats()
 
-        killed = start_sync_process(crm, warehouse, tmp_path / "dagster_home")
-        try:
-            wait_for(lambda: sum(crm.stats()["requests"].values()) >= 4, seconds=90)
-        finally:
-            os.killpg(killed.pid, signal.SIGKILL)
-            killed.wait(timeout=30)
-        assert killed.returncode == -signal.SIGKILL
+        fetching = lambda: sum(crm.stats()["requests"].values()) >= 4  # noqa: E731
+        kill_sync_process_when(fetching, crm, warehouse, tmp_path / "dagster_home")
 
         sync(crm, warehouse)
         assert_equal_to_truth(crm, warehouse)
@@ -149,6 +144,19 @@ def start_sync_process(
     )
 
 
+def kill_sync_process_when(
+    condition: Callable[[], bool], crm: CrmSandbox, warehouse: Warehouse, home: Path
+) -> None:
+    """Start a sync process and SIGKILL it as soon as ``condition`` holds."""
+    killed = start_sync_process(crm, warehouse, home)
+    try:
+        wait_for(condition, seconds=120)
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+    assert killed.returncode == -signal.SIGKILL
+
+
 def wait_for(condition: Callable[[], bool], seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -164,14 +172,9 @@ def test_a_run_killed_while_loading_then_a_normal_run_is_equal(
         crm.modify("/accounts", 500)
         crm.add("/cases", 400)
 
-        killed = start_sync_process(crm, warehouse, tmp_path / "dagster_home")
         normalized = warehouse.pipelines_dir / "crm" / "load" / "normalized"
-        try:
-            wait_for(lambda: normalized.is_dir() and any(normalized.iterdir()), seconds=120)
-        finally:
-            os.killpg(killed.pid, signal.SIGKILL)
-            killed.wait(timeout=30)
-        assert killed.returncode == -signal.SIGKILL
+        loading = lambda: normalized.is_dir() and any(normalized.iterdir())  # noqa: E731
+        kill_sync_process_when(loading, crm, warehouse, tmp_path / "dagster_home")
 
         sync(crm, warehouse)
         assert_equal_to_truth(crm, warehouse)
