@@ -15,7 +15,7 @@ from crm_assets.sources.crm.errors import (
     CrmStatusError,
     hint_for,
 )
-from crm_assets.sources.crm.settings import PRIMARY_KEY
+from crm_assets.sources.crm.settings import LIST_KEY, PRIMARY_KEY, RECORD_KEY
 from crm_assets.sources.crm.stats import SyncStats
 
 MAX_MESSAGE_CHARS = 300
@@ -38,17 +38,17 @@ def _server_message(response: Response) -> str:
 
 
 def _check_envelope(body: Any) -> str | None:
-    if not isinstance(body, dict) or not isinstance(body.get("list"), list):
-        return "the body has no 'list' array"
-    for position, item in enumerate(body["list"]):
-        if not isinstance(item, dict) or not isinstance(item.get("record"), dict):
-            return f"item {position} of 'list' has no 'record' object"
+    if not isinstance(body, dict) or not isinstance(body.get(LIST_KEY), list):
+        return f"the body has no '{LIST_KEY}' array"
+    for position, item in enumerate(body[LIST_KEY]):
+        if not isinstance(item, dict) or not isinstance(item.get(RECORD_KEY), dict):
+            return f"item {position} of '{LIST_KEY}' has no '{RECORD_KEY}' object"
     return None
 
 
 def _missing_key(body: dict[str, Any]) -> int | None:
-    for position, item in enumerate(body["list"]):
-        if item["record"].get(PRIMARY_KEY) in (None, ""):
+    for position, item in enumerate(body[LIST_KEY]):
+        if item[RECORD_KEY].get(PRIMARY_KEY) in (None, ""):
             return position
     return None
 
@@ -63,7 +63,7 @@ def page_checker(
 
     The hook raises a :class:`CrmError` naming the resource and page for an error status,
     a body that is not the envelope, or a record without ``id``. It parses the body once
-    (with orjson), takes the records at ``list.*.record`` (the seed's data selector), and
+    (with orjson), takes the records at ``DATA_SELECTOR`` (the seed's ``list.*.record``), and
     hands dlt that list, so dlt's selector is ``$`` and no JSONPath runs per page.
     ``secret`` is redacted from any server text quoted in an error. Every response and page
     is counted in ``stats``, and every status is passed to ``observe`` (the prefetch limit
@@ -97,7 +97,7 @@ def page_checker(
             problem = f"record {position} has no '{PRIMARY_KEY}'"
             hint = "every record needs a non-null id, the primary key; report it to the CRM owner"
             raise CrmRecordError(resource, page, problem, hint, response)
-        records = [item["record"] for item in body["list"]]
+        records = [item[RECORD_KEY] for item in body[LIST_KEY]]
         response.json = lambda **_: records  # type: ignore[method-assign]
         counts.page(resource, len(records))
         return response

@@ -53,7 +53,9 @@ RESOURCE_NAMES: tuple[str, ...] = tuple(resource.name for resource in RESOURCES)
 PAGE_SIZE = 100
 """Records per page (``limit``); the contract allows 1..100."""
 
-DATA_SELECTOR: Final = "list.*.record"
+LIST_KEY: Final = "list"
+RECORD_KEY: Final = "record"
+DATA_SELECTOR: Final = f"{LIST_KEY}.*.{RECORD_KEY}"
 """Where records sit in a page; applied by the page check, which hands dlt the records."""
 
 RECORDS_SELECTOR: Final = "$"
