@@ -140,7 +140,7 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
             if destination is None:
                 raise ValueError(f"CRM_DESTINATION {self.destination!r} is not a dlt destination")
             return destination
-        path = Path(self.duckdb_path)
+        path = Path(self.duckdb_path).expanduser().resolve()
         if path.stem == self.dataset:
             raise ValueError(
                 f"CRM_DUCKDB_PATH file name {path.name!r} has the same stem as CRM_DATASET "
@@ -148,6 +148,8 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
                 "Rename the file, e.g. crm_warehouse.duckdb"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Absolute, because dlt resolves a relative path against the folder the pipeline was
+        # first created in (kept in its local state), not against the current directory.
         return dlt.destinations.duckdb(credentials=str(path))
 
     def build_pipeline(self) -> dlt.Pipeline:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 from dlt.common.configuration.container import Container
 from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
@@ -88,3 +89,19 @@ def test_duckdb_loads_parquet_and_other_destinations_their_own_format(tmp_path: 
     assert pipeline.dataset_name == "crm"
     assert duck.loader_file_format() == "parquet"
     assert CrmWarehouseResource(destination="postgres").loader_file_format() is None
+
+
+def test_a_relative_duckdb_path_is_relative_to_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipelines = str(tmp_path / "pipelines")
+    for checkout in ("first", "second"):
+        (tmp_path / checkout).mkdir()
+        monkeypatch.chdir(tmp_path / checkout)
+        warehouse = CrmWarehouseResource(duckdb_path="data/w.duckdb", pipelines_dir=pipelines)
+        pipeline = warehouse.build_pipeline()
+        pipeline.run([{"id": "1"}], table_name="probe")
+
+        assert (tmp_path / checkout / "data" / "w.duckdb").is_file()
+        with duckdb.connect("data/w.duckdb", read_only=True) as connection:
+            assert connection.sql("select id from crm.probe").fetchall() == [("1",)]
