@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import psycopg2
 import pytest
 from dagster import AssetSelection, ExecuteInProcessResult, materialize
 
@@ -17,6 +19,7 @@ from crm_assets.checks import build_crm_checks
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource, CrmWarehouseResource
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
+from tests.postgres import fresh_database, postgres_server
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 SANDBOX_RECORDS = 250
@@ -46,18 +49,37 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class Warehouse:
-    """A DuckDB warehouse and dlt working folder under ``tmp_path``."""
+    """A warehouse under test (DuckDB under ``tmp_path``, or a Postgres database) and dlt's
+    working folder under ``tmp_path``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, postgres_url: str | None = None) -> None:
         self.path = root / "warehouse" / "crm_warehouse.duckdb"
         self.pipelines_dir = root / "pipelines"
+        self.postgres_url = postgres_url
+        self.destination = "postgres" if postgres_url else "duckdb"
 
     def resource(self) -> CrmWarehouseResource:
         return CrmWarehouseResource(
-            duckdb_path=str(self.path), pipelines_dir=str(self.pipelines_dir)
+            destination=self.destination,
+            duckdb_path=str(self.path),
+            pipelines_dir=str(self.pipelines_dir),
         )
 
+    def env(self) -> dict[str, str]:
+        """The documented variables that point a ``dagster`` process at this warehouse."""
+        env = {"CRM_DESTINATION": self.destination, "CRM_PIPELINES_DIR": str(self.pipelines_dir)}
+        if self.postgres_url:
+            return {**env, "DESTINATION__POSTGRES__CREDENTIALS": self.postgres_url}
+        return {**env, "CRM_DUCKDB_PATH": str(self.path)}
+
     def query(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.postgres_url:
+            with (
+                closing(psycopg2.connect(self.postgres_url)) as connection,
+                connection.cursor() as cursor,
+            ):
+                cursor.execute(sql)
+                return cursor.fetchall()
         with duckdb.connect(str(self.path), read_only=True) as connection:
             return connection.sql(sql).fetchall()
 
@@ -85,9 +107,28 @@ class Warehouse:
         return {row[0] for row in rows}
 
 
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A real PostgreSQL server for the session (see ``tests/postgres.py``)."""
+    with postgres_server() as url:
+        yield url
+
+
+on_every_destination = pytest.mark.parametrize("warehouse", ["duckdb", "postgres"], indirect=True)
+"""Run a test against DuckDB and against a real Postgres database, with the same assertions."""
+
+
 @pytest.fixture
-def warehouse(tmp_path: Path) -> Warehouse:
-    return Warehouse(tmp_path)
+def warehouse(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Warehouse]:
+    """A DuckDB warehouse, or a fresh Postgres database configured the dlt way."""
+    if getattr(request, "param", "duckdb") == "duckdb":
+        yield Warehouse(tmp_path)
+        return
+    with fresh_database(request.getfixturevalue("postgres_admin_url")) as url:
+        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", url)
+        yield Warehouse(tmp_path, postgres_url=url)
 
 
 def sync(
@@ -101,7 +142,7 @@ def sync(
 ) -> ExecuteInProcessResult:
     """Materialize the CRM assets against ``crm`` into ``warehouse`` (one window, if given)."""
     config = {"window_start": window[0], "window_end": window[1]} if window else {}
-    assets = build_crm_assets("duckdb")
+    assets = build_crm_assets(warehouse.destination)
     return materialize(
         [assets, build_crm_checks(assets.keys)],
         selection=selection,

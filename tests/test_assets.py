@@ -9,7 +9,7 @@ from dagster import AssetKey, AssetSelection, TableSchema
 
 from crm_assets.sources.crm import RESOURCES
 from crm_sandbox.server import CrmSandbox
-from tests.conftest import SANDBOX_RECORDS, Warehouse, sync
+from tests.conftest import SANDBOX_RECORDS, Warehouse, on_every_destination, sync
 
 
 def _materializations(result) -> dict[str, dict]:  # type: ignore[no-untyped-def]
@@ -19,6 +19,7 @@ def _materializations(result) -> dict[str, dict]:  # type: ignore[no-untyped-def
     }
 
 
+@on_every_destination
 def test_every_table_equals_the_sandbox(sandbox: CrmSandbox, warehouse: Warehouse) -> None:
     result = sync(sandbox, warehouse)
 
@@ -30,6 +31,7 @@ def test_every_table_equals_the_sandbox(sandbox: CrmSandbox, warehouse: Warehous
     assert warehouse.ids("documents") == warehouse.ids("opportunity_lines")
 
 
+@on_every_destination
 def test_columns_are_snake_case_and_values_survive(
     sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
@@ -54,6 +56,7 @@ def test_columns_are_snake_case_and_values_survive(
     )
 
 
+@on_every_destination
 def test_metadata_records_rows_table_and_columns(sandbox: CrmSandbox, warehouse: Warehouse) -> None:
     metadata = _materializations(sync(sandbox, warehouse))
 

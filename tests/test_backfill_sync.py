@@ -8,12 +8,13 @@ from dagster import AssetKey, AssetSelection
 
 from crm_assets.sources.crm import RESOURCES
 from crm_sandbox.server import CrmSandbox
-from tests.conftest import TIME_FORMAT, Warehouse, sync
+from tests.conftest import TIME_FORMAT, Warehouse, on_every_destination, sync
 
 START, END = "2024-06-01T00:00:00.000000Z", "2024-09-01T00:00:00.000000Z"
 ACCOUNTS = AssetSelection.assets(AssetKey(["crm", "accounts"]))
 
 
+@on_every_destination
 def test_a_window_loads_exactly_its_records(sandbox: CrmSandbox, warehouse: Warehouse) -> None:
     result = sync(sandbox, warehouse, window=(START, END))
 
@@ -26,6 +27,7 @@ def test_a_window_loads_exactly_its_records(sandbox: CrmSandbox, warehouse: Ware
     assert warehouse.cursor("accounts") is None
 
 
+@on_every_destination
 def test_a_window_leaves_the_incremental_cursor_as_it_was(
     own_sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
@@ -39,6 +41,7 @@ def test_a_window_leaves_the_incremental_cursor_as_it_was(
     assert warehouse.cursor("accounts") == cursor
 
 
+@on_every_destination
 def test_reconciliation_heals_a_record_skipped_by_page_drift(
     own_sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:

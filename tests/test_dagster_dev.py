@@ -75,8 +75,7 @@ def dagster_dev(own_sandbox: CrmSandbox, tmp_path: Path) -> Iterator[tuple[Dagst
         **os.environ,
         "CRM_BASE_URL": own_sandbox.url,
         "CRM_ACCESS_TOKEN": DEFAULT_TOKEN,
-        "CRM_DUCKDB_PATH": str(warehouse.path),
-        "CRM_PIPELINES_DIR": str(warehouse.pipelines_dir),
+        **warehouse.env(),
         "DAGSTER_HOME": str(home),
     }
     dagster = str(Path(sys.executable).parent / "dagster")

@@ -12,7 +12,7 @@ from crm_assets.constants import ASSETS_OP_NAME, SYNC_JOB_NAME, WAREHOUSE_POOL
 from crm_assets.definitions import build_definitions, defs
 from crm_assets.sources.crm import RESOURCE_NAMES
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
-from tests.conftest import SANDBOX_RECORDS, Warehouse
+from tests.conftest import SANDBOX_RECORDS, Warehouse, on_every_destination
 
 NINE = {
     "accounts",
@@ -64,14 +64,14 @@ def test_definitions_load_without_secrets_or_network() -> None:
     assert set(loaded.resources) == {"dlt", "crm_api", "warehouse"}
 
 
+@on_every_destination
 def test_the_sync_job_runs_with_settings_from_the_environment(
-    sandbox: CrmSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: CrmSandbox, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    warehouse = Warehouse(tmp_path)
+    for name, value in warehouse.env().items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("CRM_BASE_URL", sandbox.url)
     monkeypatch.setenv("CRM_ACCESS_TOKEN", DEFAULT_TOKEN)
-    monkeypatch.setenv("CRM_DUCKDB_PATH", str(warehouse.path))
-    monkeypatch.setenv("CRM_PIPELINES_DIR", str(warehouse.pipelines_dir))
     monkeypatch.setenv("CRM_DATASET", "crm")
 
     result = build_definitions().resolve_job_def(SYNC_JOB_NAME).execute_in_process()

@@ -15,7 +15,7 @@ from dagster import AssetKey, AssetSelection, ExecuteInProcessResult
 from crm_assets.sources.crm import RESOURCES
 from crm_sandbox.data import PATHS
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
-from tests.conftest import Warehouse, sync
+from tests.conftest import Warehouse, on_every_destination, sync
 
 
 def assert_equal_to_truth(crm: CrmSandbox, warehouse: Warehouse) -> None:
@@ -32,6 +32,7 @@ def one_page_per_path() -> dict[str, int]:
     return {path: 2 if path == "/opportunity_lines" else 1 for path in PATHS}
 
 
+@on_every_destination
 def test_syncs_fetch_only_changes_and_keep_the_warehouse_equal(
     own_sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
@@ -58,6 +59,7 @@ def test_syncs_fetch_only_changes_and_keep_the_warehouse_equal(
     assert_equal_to_truth(crm, warehouse)
 
 
+@on_every_destination
 def test_a_failed_run_then_a_normal_run_leaves_the_warehouse_equal(
     own_sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
@@ -75,6 +77,7 @@ def test_a_failed_run_then_a_normal_run_leaves_the_warehouse_equal(
     assert_equal_to_truth(crm, warehouse)
 
 
+@on_every_destination
 def test_a_subset_sync_leaves_the_other_cursors_alone(
     own_sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
@@ -91,6 +94,7 @@ def test_a_subset_sync_leaves_the_other_cursors_alone(
     assert_equal_to_truth(crm, warehouse)
 
 
+@on_every_destination
 def test_the_newest_version_wins_when_a_batch_holds_an_id_twice(
     own_sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
@@ -104,6 +108,7 @@ def test_the_newest_version_wins_when_a_batch_holds_an_id_twice(
     assert warehouse.cursors("activities")[first_id] == crm.truth("/activities")[first_id]
 
 
+@on_every_destination
 def test_a_run_killed_during_extraction_then_a_normal_run_is_equal(
     warehouse: Warehouse, tmp_path: Path
 ) -> None:
@@ -129,8 +134,7 @@ def start_sync_process(
         **os.environ,
         "CRM_BASE_URL": crm.url,
         "CRM_ACCESS_TOKEN": DEFAULT_TOKEN,
-        "CRM_DUCKDB_PATH": str(warehouse.path),
-        "CRM_PIPELINES_DIR": str(warehouse.pipelines_dir),
+        **warehouse.env(),
         "DAGSTER_HOME": str(home),
     }
     dagster = str(Path(sys.executable).parent / "dagster")
@@ -164,6 +168,7 @@ def wait_for(condition: Callable[[], bool], seconds: float) -> None:
         time.sleep(0.05)
 
 
+@on_every_destination
 def test_a_run_killed_while_loading_then_a_normal_run_is_equal(
     warehouse: Warehouse, tmp_path: Path
 ) -> None:
@@ -180,6 +185,7 @@ def test_a_run_killed_while_loading_then_a_normal_run_is_equal(
         assert_equal_to_truth(crm, warehouse)
 
 
+@on_every_destination
 def test_the_same_id_twice_in_a_page_loads_one_row(
     own_sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:

@@ -31,8 +31,7 @@ def run_job(crm: CrmSandbox, warehouse: Warehouse, token: str, instance: Dagster
     environ = {
         "CRM_BASE_URL": crm.url,
         "CRM_ACCESS_TOKEN": token,
-        "CRM_DUCKDB_PATH": str(warehouse.path),
-        "CRM_PIPELINES_DIR": str(warehouse.pipelines_dir),
+        **warehouse.env(),
     }
     with pytest.MonkeyPatch.context() as patch:
         for name, value in environ.items():
