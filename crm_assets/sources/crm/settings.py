@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
+from dlt.common.jsonpath import compile_path
+
 
 @dataclass(frozen=True)
 class CrmResource:
@@ -58,8 +60,13 @@ RECORD_KEY: Final = "record"
 DATA_SELECTOR: Final = f"{LIST_KEY}.*.{RECORD_KEY}"
 """Where records sit in a page; applied by the page check, which hands dlt the records."""
 
-RECORDS_SELECTOR: Final = "$"
-"""dlt's data selector over what the page check hands it: the records themselves."""
+RECORDS_SELECTOR: Final = compile_path("$")
+"""dlt's data selector over what the page check hands it: the records themselves (``$``).
+
+Compiled, because dlt compiles a selector given as a string again for every page, and
+jsonpath-ng builds a new parser each time: about a millisecond per page."""
+TIMESTAMP_FIELDS: Final = ("createdtime",)
+"""Timestamps besides each resource's cursor that the contract names (nullable)."""
 PRIMARY_KEY: Final = "id"
 WRITE_DISPOSITION: Final = "merge"
 

@@ -26,10 +26,12 @@ from crm_assets.sources.crm.settings import (
     REQUEST_TIMEOUT_SECONDS,
     RESOURCES,
     SINCE_PARAM,
+    TIMESTAMP_FIELDS,
     WRITE_DISPOSITION,
     CrmResource,
 )
 from crm_assets.sources.crm.stats import SyncStats
+from crm_assets.sources.crm.timestamps import AfterIncremental, ParseTimestamps
 from crm_assets.sources.crm.window import Window
 
 
@@ -148,4 +150,6 @@ def crm_source(
     if options.window is None:
         for resource, spec in zip(dlt_resources, resources, strict=True):
             resource.add_filter(SkipUnchanged(spec.name, spec.cursor, options.lookback_seconds))
+    for resource, spec in zip(dlt_resources, resources, strict=True):
+        resource.add_step(AfterIncremental(ParseTimestamps((spec.cursor, *TIMESTAMP_FIELDS))))
     return dlt_resources
