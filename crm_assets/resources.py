@@ -10,16 +10,19 @@ from typing import Any, cast
 import dlt
 from dagster import ConfigurableResource, EnvVar
 from dlt.common.destination import Destination
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
 from pydantic import Field
 
 from crm_assets.constants import (
     DEFAULT_DATASET,
     DEFAULT_DESTINATION,
+    DEFAULT_DUCKDB_MEMORY_LIMIT,
     DEFAULT_DUCKDB_PATH,
     PARQUET_DESTINATIONS,
     PIPELINE_NAME,
 )
+from crm_assets.settings import check_memory_limit
 from crm_assets.sources.crm import crm_source, with_paths
 from crm_assets.sources.crm.prefetch import DEFAULT_CONCURRENCY
 from crm_assets.sources.crm.settings import (
@@ -129,6 +132,10 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
     duckdb_path: str = Field(
         default=DEFAULT_DUCKDB_PATH, description="DuckDB file for destination duckdb."
     )
+    duckdb_memory_limit: str = Field(
+        default=DEFAULT_DUCKDB_MEMORY_LIMIT,
+        description="DuckDB's memory limit while loading (destination duckdb).",
+    )
     dataset: str = Field(default=DEFAULT_DATASET, description="Dataset (schema) name.")
     pipelines_dir: str | None = Field(
         default=None, description="Where dlt keeps its working files; dlt's default if unset."
@@ -150,7 +157,10 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
         path.parent.mkdir(parents=True, exist_ok=True)
         # Absolute, because dlt resolves a relative path against the folder the pipeline was
         # first created in (kept in its local state), not against the current directory.
-        return dlt.destinations.duckdb(credentials=str(path))
+        memory_limit = check_memory_limit(self.duckdb_memory_limit)
+        return dlt.destinations.duckdb(
+            credentials=DuckDbCredentials(str(path), global_config={"memory_limit": memory_limit})
+        )
 
     def build_pipeline(self) -> dlt.Pipeline:
         """A fresh dlt pipeline writing the dataset; its state lives in the destination."""
@@ -188,6 +198,7 @@ def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, An
                 env,
                 destination="CRM_DESTINATION",
                 duckdb_path="CRM_DUCKDB_PATH",
+                duckdb_memory_limit="CRM_DUCKDB_MEMORY_LIMIT",
                 dataset="CRM_DATASET",
                 pipelines_dir="CRM_PIPELINES_DIR",
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from crm_assets.constants import (
     DEFAULT_BACKFILL_WINDOW_DAYS,
     DEFAULT_DATASET,
     DEFAULT_DESTINATION,
+    DEFAULT_DUCKDB_MEMORY_LIMIT,
     DEFAULT_DUCKDB_PATH,
     DEFAULT_HISTORY_START,
     DEFAULT_RECONCILE_DAYS,
@@ -52,6 +54,23 @@ def _check_destination(name: str) -> str:
             f"{name!r} is not a dlt destination; use e.g. duckdb, postgres, snowflake, bigquery",
         ) from exc
     return name
+
+
+_MEMORY_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
+
+
+def check_memory_limit(value: str) -> str:
+    """Return ``value`` if DuckDB takes it as a memory limit (e.g. ``256MB``, ``2GiB``).
+
+    Raises:
+        InvalidSettingError: Naming ``CRM_DUCKDB_MEMORY_LIMIT`` and the expected form.
+    """
+    if not _MEMORY_SIZE.match(value):
+        raise InvalidSettingError(
+            "CRM_DUCKDB_MEMORY_LIMIT",
+            f"{value!r} is not a size; use a number and a unit such as 256MB or 2GB",
+        )
+    return value.strip()
 
 
 def _check_cron(cron: str) -> str:
@@ -126,6 +145,7 @@ class LocationSettings:
                     f"file {path.name!r} has the stem of CRM_DATASET {dataset!r}; DuckDB cannot "
                     "tell catalog from schema, rename the file (e.g. crm_warehouse.duckdb)",
                 )
+            check_memory_limit(env.get("CRM_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT)
         history_start = _moment(env, "CRM_HISTORY_START", DEFAULT_HISTORY_START)
         assert history_start is not None
         window_days = _positive_days(env, "CRM_BACKFILL_WINDOW_DAYS", DEFAULT_BACKFILL_WINDOW_DAYS)

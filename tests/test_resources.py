@@ -11,6 +11,7 @@ from dlt.common.configuration.container import Container
 from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 
 from crm_assets.resources import CrmApiResource, CrmWarehouseResource, MissingTokenError
+from crm_assets.settings import InvalidSettingError
 
 
 @pytest.fixture
@@ -105,3 +106,21 @@ def test_a_relative_duckdb_path_is_relative_to_the_current_folder(
         assert (tmp_path / checkout / "data" / "w.duckdb").is_file()
         with duckdb.connect("data/w.duckdb", read_only=True) as connection:
             assert connection.sql("select id from crm.probe").fetchall() == [("1",)]
+
+
+def test_duckdb_loads_within_its_memory_limit(tmp_path: Path) -> None:
+    def memory_limit(warehouse: CrmWarehouseResource) -> str:
+        with warehouse.build_pipeline().sql_client() as client:
+            [(value,)] = client.execute_sql("select current_setting('memory_limit')")
+        return str(value)
+
+    pipelines = str(tmp_path / "pipelines")
+    default = CrmWarehouseResource(duckdb_path=str(tmp_path / "a.duckdb"), pipelines_dir=pipelines)
+    larger = CrmWarehouseResource(
+        duckdb_path=str(tmp_path / "b.duckdb"), duckdb_memory_limit="1GB", pipelines_dir=pipelines
+    )
+
+    assert memory_limit(default) == "244.1 MiB"
+    assert memory_limit(larger) == "953.6 MiB"
+    with pytest.raises(InvalidSettingError, match="CRM_DUCKDB_MEMORY_LIMIT"):
+        CrmWarehouseResource(duckdb_memory_limit="lots").build_pipeline()
