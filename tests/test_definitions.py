@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from dagster import AssetKey, DagsterInstance
 from dagster._core.instance.config import PoolGranularity
 
@@ -96,3 +97,13 @@ def test_the_shipped_instance_config_serialises_warehouse_runs(tmp_path: Path) -
 
     assert pools.default_pool_limit == 1
     assert pools.pool_granularity == PoolGranularity.RUN
+
+
+def test_dagster_cloud_and_workspace_load_the_same_module_from_the_project_root() -> None:
+    root = Path(__file__).resolve().parent.parent
+    [cloud] = yaml.safe_load((root / "dagster_cloud.yaml").read_text())["locations"]
+    [local] = yaml.safe_load((root / "workspace.yaml").read_text())["load_from"]
+
+    assert cloud["location_name"] == local["python_module"]["location_name"] == "crm_assets"
+    assert cloud["code_source"]["module_name"] == local["python_module"]["module_name"]
+    assert (root / cloud["working_directory"] / ".dlt" / "config.toml").is_file()
