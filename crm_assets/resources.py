@@ -147,6 +147,8 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
             if destination is None:
                 raise ValueError(f"CRM_DESTINATION {self.destination!r} is not a dlt destination")
             return destination
+        # Absolute, because dlt resolves a relative path against the folder the pipeline was
+        # first created in (kept in its local state), not against the current directory.
         path = Path(self.duckdb_path).expanduser().resolve()
         if path.stem == self.dataset:
             raise ValueError(
@@ -155,8 +157,6 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
                 "Rename the file, e.g. crm_warehouse.duckdb"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Absolute, because dlt resolves a relative path against the folder the pipeline was
-        # first created in (kept in its local state), not against the current directory.
         memory_limit = check_memory_limit(self.duckdb_memory_limit)
         return dlt.destinations.duckdb(
             credentials=DuckDbCredentials(str(path), global_config={"memory_limit": memory_limit})

@@ -63,11 +63,19 @@ def throwaway_cluster() -> Iterator[str]:
     initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
     root = Path(tempfile.mkdtemp(prefix="crm-postgres-"))
     if os.geteuid() == 0:
-        owner = pwd.getpwnam("postgres")
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError as exc:
+            raise PostgresUnavailableError(
+                "running as root needs the postgres user (apt-get install postgresql makes it)"
+            ) from exc
         os.chown(root, owner.pw_uid, owner.pw_gid)
     data, password_file, port = root / "data", root / "password", _free_port()
     password_file.write_text(PASSWORD)
-    run = lambda *args: subprocess.run(_as_owner(list(args)), check=True, capture_output=True)  # noqa: E731
+
+    def run(*args: str) -> None:
+        subprocess.run(_as_owner(list(args)), check=True, capture_output=True)
+
     try:
         run(initdb, "-D", str(data), "-U", USER, "--pwfile", str(password_file), "-A", "md5", "-N")
         options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"

@@ -147,9 +147,8 @@ def crm_source(
     dlt_resources = rest_api_resources(
         rest_api_config(base_url, access_token, resources, options, stats)
     )
-    if options.window is None:
-        for resource, spec in zip(dlt_resources, resources, strict=True):
-            resource.add_filter(SkipUnchanged(spec.name, spec.cursor, options.lookback_seconds))
     for resource, spec in zip(dlt_resources, resources, strict=True):
+        if options.window is None:
+            resource.add_filter(SkipUnchanged(spec.name, spec.cursor, options.lookback_seconds))
         resource.add_step(AfterIncremental(ParseTimestamps((spec.cursor, *TIMESTAMP_FIELDS))))
     return dlt_resources
