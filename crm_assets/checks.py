@@ -14,6 +14,7 @@ from dagster import (
     multi_asset_check,
 )
 
+from crm_assets.constants import WAREHOUSE_POOL
 from crm_assets.resources import CrmWarehouseResource
 from crm_assets.sources.crm import RESOURCES
 from crm_assets.warehouse_sql import TableProfile, profiles
@@ -75,7 +76,9 @@ def build_crm_checks(keys: Iterable[AssetKey]) -> AssetChecksDefinition:
         for name, description in _DESCRIPTIONS.items()
     ]
 
-    @multi_asset_check(specs=specs, name="crm_table_checks", can_subset=True)
+    @multi_asset_check(
+        specs=specs, name="crm_table_checks", can_subset=True, pool=WAREHOUSE_POOL
+    )
     def crm_table_checks(
         context: AssetCheckExecutionContext, warehouse: CrmWarehouseResource
     ) -> Iterator[AssetCheckResult]:

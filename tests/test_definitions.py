@@ -96,7 +96,7 @@ def test_the_shipped_instance_config_serialises_warehouse_runs(tmp_path: Path) -
         pools = instance.get_concurrency_config().pool_config
 
     assert pools.default_pool_limit == 1
-    assert pools.pool_granularity == PoolGranularity.RUN
+    assert pools.pool_granularity == PoolGranularity.OP
 
 
 def test_dagster_cloud_and_workspace_load_the_same_module_from_the_project_root() -> None:
