@@ -76,9 +76,7 @@ def build_crm_checks(keys: Iterable[AssetKey]) -> AssetChecksDefinition:
         for name, description in _DESCRIPTIONS.items()
     ]
 
-    @multi_asset_check(
-        specs=specs, name="crm_table_checks", can_subset=True, pool=WAREHOUSE_POOL
-    )
+    @multi_asset_check(specs=specs, name="crm_table_checks", can_subset=True, pool=WAREHOUSE_POOL)
     def crm_table_checks(
         context: AssetCheckExecutionContext, warehouse: CrmWarehouseResource
     ) -> Iterator[AssetCheckResult]:

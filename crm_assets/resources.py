@@ -79,6 +79,13 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
         ge=0,
         description="Incremental syncs start this long before the last cursor (clock skew).",
     )
+    columnar: bool = Field(
+        default=True,
+        description=(
+            "Hand dlt Arrow tables for records it would only flatten, where the warehouse "
+            "loads parquet (DuckDB); false: every record through dlt's normalizer."
+        ),
+    )
 
     def token(self) -> str:
         """The configured token, or the seed's dlt secret.
@@ -94,9 +101,15 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
         return str(token)
 
     def build_source(
-        self, window: Window | None = None, stats: SyncStats | None = None
+        self,
+        window: Window | None = None,
+        stats: SyncStats | None = None,
+        loader_file_format: str | None = None,
     ) -> DltSource:
-        """A fresh dlt source carrying the token, for one run (of one window, if given)."""
+        """A fresh dlt source carrying the token, for one run (of one window, if given).
+
+        The Arrow route is taken only when dlt loads parquet, which it writes directly.
+        """
         options = SyncOptions(
             page_size=self.page_size,
             timeout=self.timeout_seconds,
@@ -104,6 +117,7 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
             lookback_seconds=self.lookback_seconds,
             initial_cursor=self._initial_cursor(),
             window=window,
+            columnar=self.columnar and loader_file_format == "parquet",
         )
         return crm_source(
             base_url=self.base_url,

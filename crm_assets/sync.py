@@ -75,11 +75,12 @@ def run_sync(
     pipeline = warehouse.build_pipeline()
     pipeline.sync_destination()
     before = cursors(pipeline)
+    loader_file_format = warehouse.loader_file_format()
     results = dlt_resource.run(
         context=context,
-        dlt_source=crm_api.build_source(window=window, stats=stats),
+        dlt_source=crm_api.build_source(window, stats, loader_file_format),
         dlt_pipeline=pipeline,
-        loader_file_format=warehouse.loader_file_format(),
+        loader_file_format=loader_file_format,
     )
     selected = [key.path[-1] for key in context.selected_asset_keys]
     after: dict[str, str | None] = {}

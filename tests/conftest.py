@@ -107,6 +107,35 @@ class Warehouse:
         return {row[0] for row in rows}
 
 
+def snapshot(warehouse: Warehouse) -> dict[str, Any]:
+    """Every DuckDB table's column types and rows, without dlt's random ids and load ids.
+
+    Columns are compared by name, not position; child rows are keyed by their parent's id.
+    """
+    found: dict[str, Any] = {}
+    with duckdb.connect(str(warehouse.path), read_only=True) as connection:
+        for (table,) in connection.sql(
+            "select table_name from information_schema.tables where table_schema = 'crm' "
+            "and table_name not like '\\_dlt%' escape '\\' order by 1"
+        ).fetchall():
+            types = connection.sql(
+                "select column_name, data_type from information_schema.columns "
+                f"where table_schema = 'crm' and table_name = '{table}' order by 1"
+            ).fetchall()
+            found[f"{table} columns"] = types
+            if "__" in table:
+                parent = table.split("__")[0]
+                sql = (
+                    f"select p.id, c._dlt_list_idx, c.value from crm.{table} c "
+                    f"join crm.{parent} p on c._dlt_parent_id = p._dlt_id order by all"
+                )
+            else:
+                names = [name for name, _ in types if name not in ("_dlt_id", "_dlt_load_id")]
+                sql = f"select {', '.join(names)} from crm.{table} order by id"
+            found[table] = connection.sql(sql).fetchall()
+    return found
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> Iterator[str]:
     """A real PostgreSQL server for the session (see ``tests/postgres.py``)."""

@@ -9,6 +9,14 @@ from requests import Request, Response
 
 from crm_assets.sources.crm.settings import PAGE_SIZE
 
+PAGES_ATTRIBUTE = "crm_pages"
+"""Set on a response holding several consecutive pages (see ``prefetch``): how many."""
+
+
+def pages_in(response: Response) -> int:
+    """How many pages ``response`` holds: 1, unless the prefetcher joined several."""
+    return int(getattr(response, PAGES_ATTRIBUTE, 1))
+
 
 class PageLimitPaginator(PageNumberPaginator):
     """Send ``page`` (1-based) and ``limit``; the first page shorter than ``limit`` is the last.
@@ -39,9 +47,12 @@ class PageLimitPaginator(PageNumberPaginator):
         self._update_request_with_param_name(request, self.limit_param, self.limit)
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
-        """Advance a page, or stop after a page shorter than ``limit``."""
+        """Advance past the pages of ``response``, or stop after a page shorter than ``limit``."""
+        pages = pages_in(response)
         super().update_state(response, data)
-        if data is None or len(data) < self.limit:
+        if self.current_value is not None:
+            self.current_value += pages - 1
+        if data is None or len(data) < self.limit * pages:
             self._has_next_page = False
 
     def __str__(self) -> str:

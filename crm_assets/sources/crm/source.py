@@ -12,6 +12,7 @@ from dlt.sources.rest_api import rest_api_resources
 from dlt.sources.rest_api.typing import EndpointResource, RESTAPIConfig
 from requests import Session
 
+from crm_assets.sources.crm.columnar import DLT_COLUMN_HINTS, ColumnarPages
 from crm_assets.sources.crm.pages import page_checker
 from crm_assets.sources.crm.paginator import PageLimitPaginator
 from crm_assets.sources.crm.prefetch import DEFAULT_CONCURRENCY, AdaptiveLimit, Prefetcher
@@ -46,6 +47,8 @@ class SyncOptions:
         lookback_seconds: How far before the last cursor an incremental sync starts.
         initial_cursor: Where the first incremental sync starts (default: everything).
         window: Sync only this window and keep the incremental cursor (a backfill).
+        columnar: Hand dlt Arrow tables for the records it would only flatten (see
+            ``columnar``); for destinations loading parquet.
     """
 
     page_size: int = PAGE_SIZE
@@ -54,6 +57,7 @@ class SyncOptions:
     lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS
     initial_cursor: str = INITIAL_CURSOR
     window: Window | None = None
+    columnar: bool = False
 
     def __post_init__(self) -> None:
         if self.lookback_seconds < 0:
@@ -101,9 +105,10 @@ def rest_api_config(
 
     def endpoint(resource: CrmResource) -> EndpointResource:
         check = page_checker(resource.name, access_token, stats, limit.observe)
+        dlt_columns = DLT_COLUMN_HINTS if options.columnar else {}
         return {
             "name": resource.name,
-            "columns": {resource.cursor: {"dedup_sort": "desc"}},
+            "columns": {resource.cursor: {"dedup_sort": "desc"}, **dlt_columns},
             "endpoint": {
                 "path": resource.path,
                 "data_selector": RECORDS_SELECTOR,
@@ -151,4 +156,6 @@ def crm_source(
         if options.window is None:
             resource.add_filter(SkipUnchanged(spec.name, spec.cursor, options.lookback_seconds))
         resource.add_step(AfterIncremental(ParseTimestamps((spec.cursor, *TIMESTAMP_FIELDS))))
+        if options.columnar:
+            resource.add_step(ColumnarPages(spec.name, PRIMARY_KEY))
     return dlt_resources

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import responses
+from requests import Request, Response
 from responses import matchers
 
+from crm_assets.sources.crm.paginator import PAGES_ATTRIBUTE, PageLimitPaginator
 from crm_assets.sources.crm.settings import INITIAL_CURSOR
 from crm_assets.sources.crm.window import Window
 from tests.sources.crm.conftest import ACCOUNTS, ACCOUNTS_URL, TOKEN, fetch, page_body
@@ -84,3 +86,18 @@ def test_a_window_filters_from_its_start_and_stops_paging_past_its_end() -> None
     }
     assert len(responses.calls) == 1
     assert responses.calls[0].request.params["modified_since"] == window.start
+
+
+def test_a_joined_response_advances_the_page_past_all_its_pages() -> None:
+    paginator = PageLimitPaginator(limit=100)
+    request = Request("GET", ACCOUNTS_URL)
+    paginator.init_request(request)
+    joined = Response()
+    setattr(joined, PAGES_ATTRIBUTE, 3)
+
+    paginator.update_state(joined, [{}] * 300)
+    paginator.update_request(request)
+    assert request.params["page"] == 4 and paginator.has_next_page
+
+    paginator.update_state(joined, [{}] * 250)
+    assert not paginator.has_next_page

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import duckdb
 import pytest
 from dagster import materialize
 from requests import PreparedRequest, Request, Response
@@ -15,36 +14,13 @@ from requests import PreparedRequest, Request, Response
 from crm_assets.assets import build_crm_assets
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource
+from crm_assets.sources.crm.paginator import pages_in
 from crm_assets.sources.crm.prefetch import DEFAULT_CONCURRENCY, AdaptiveLimit, Prefetcher
 from crm_sandbox.faults import TRANSIENT_KINDS, FaultPlan
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
-from tests.conftest import Warehouse
+from tests.conftest import Warehouse, snapshot
 
 PAGES = 10
-
-
-def snapshot(warehouse: Warehouse) -> dict[str, list[tuple[object, ...]]]:
-    """Every table's rows without dlt's random ids; child rows keyed by their parent's id."""
-    tables = {
-        name
-        for (name,) in warehouse.query(
-            "select table_name from information_schema.tables "
-            "where table_schema = 'crm' and table_name not like '\\_dlt%' escape '\\'"
-        )
-    }
-    found: dict[str, list[tuple[object, ...]]] = {}
-    with duckdb.connect(str(warehouse.path), read_only=True) as connection:
-        for table in sorted(tables):
-            if "__" in table:
-                parent = table.split("__")[0]
-                sql = (
-                    f"select p.id, c._dlt_list_idx, c.value from crm.{table} c "
-                    f"join crm.{parent} p on c._dlt_parent_id = p._dlt_id order by all"
-                )
-            else:
-                sql = f"select * exclude (_dlt_load_id, _dlt_id) from crm.{table} order by id"
-            found[table] = connection.sql(sql).fetchall()
-    return found
 
 
 def load(crm: CrmSandbox, root: Path, concurrency: int) -> Warehouse:
@@ -132,10 +108,13 @@ def test_instant_responses_do_not_deadlock_the_prefetcher() -> None:
         while True:
             request = first.copy()
             request.url = f"https://crm.test/accounts?page={page}"
-            pages.append(len(prefetcher(request).json()))
-            if pages[-1] < 100:
+            response = prefetcher(request)
+            count = pages_in(response)
+            records = response.json()
+            pages.extend(len(records[n * 100 : (n + 1) * 100]) for n in range(count))
+            if len(records) < 100 * count:
                 return
-            page += 1
+            page += count
 
     worker = threading.Thread(target=consume, daemon=True)
     worker.start()
@@ -144,3 +123,29 @@ def test_instant_responses_do_not_deadlock_the_prefetcher() -> None:
     assert not worker.is_alive(), "the prefetcher deadlocked"
     assert len(pages) == 40 and pages[-1] == 3
     assert max(sent) <= 40 + 15
+
+
+def test_pages_that_arrived_are_handed_over_together_in_order() -> None:
+    def send(request: PreparedRequest, **_: object) -> Response:
+        page = int(parse_qs(urlsplit(request.url or "").query)["page"][0])
+        response = Response()
+        records = [{"id": f"{page}-{n}"} for n in range(100 if page < 12 else 30)]
+        response.json = lambda **_: records  # type: ignore[method-assign]
+        return response
+
+    prefetcher = Prefetcher(send, AdaptiveLimit(4), page_size=100)
+    first = Request("GET", "https://crm.test/accounts", params={"page": 1}).prepare()
+    counts, ids, page = [], [], 1
+    while True:
+        request = first.copy()
+        request.url = f"https://crm.test/accounts?page={page}"
+        time.sleep(0.05)
+        response = prefetcher(request)
+        counts.append(pages_in(response))
+        ids.extend(record["id"] for record in response.json())
+        if len(response.json()) < 100 * counts[-1]:
+            break
+        page += counts[-1]
+
+    assert ids == [f"{p}-{n}" for p in range(1, 13) for n in range(100 if p < 12 else 30)]
+    assert max(counts) > 1 and sum(counts) == 12
