@@ -12,7 +12,7 @@ import sys
 
 import dlt
 
-from crm_assets.sources.crm.source import crm_source
+from crm_assets.sources.crm.source import SyncOptions, crm_source
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         destination=dlt.destinations.duckdb(credentials=args.duckdb),
         dataset_name=args.dataset,
     )
-    pipeline.run(crm_source(), loader_file_format="parquet")
+    source = crm_source(options=SyncOptions(columnar=True))
+    pipeline.run(source, loader_file_format="parquet")
     trace = pipeline.last_trace
     info = trace.last_normalize_info if trace else None
     for table, rows in sorted((info.row_counts if info else {}).items()):

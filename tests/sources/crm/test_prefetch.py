@@ -15,7 +15,7 @@ from crm_assets.assets import build_crm_assets
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource
 from crm_assets.sources.crm.paginator import pages_in
-from crm_assets.sources.crm.prefetch import DEFAULT_CONCURRENCY, AdaptiveLimit, Prefetcher
+from crm_assets.sources.crm.prefetch import AdaptiveLimit, Prefetcher
 from crm_sandbox.faults import TRANSIENT_KINDS, FaultPlan
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
 from tests.conftest import Warehouse, snapshot
@@ -60,7 +60,7 @@ def test_prefetching_sends_few_requests_past_the_last_page(tmp_path: Path) -> No
         load(crm, tmp_path, concurrency=8)
         requests = crm.stats()["requests"]
 
-    wasted_at_most = DEFAULT_CONCURRENCY - 1
+    wasted_at_most = 8 - 1
     assert all(
         PAGES <= count <= PAGES + wasted_at_most
         for path, count in requests.items()
