@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
 import dlt
+import duckdb
 from dagster import ConfigurableResource, EnvVar
 from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
+from duckdb import DuckDBPyConnection
 from pydantic import Field
 
 from crm_assets.constants import (
@@ -155,12 +158,7 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
         default=None, description="Where dlt keeps its working files; dlt's default if unset."
     )
 
-    def _destination(self) -> Destination[Any, Any]:
-        if self.destination != "duckdb":
-            destination = Destination.from_reference(self.destination)
-            if destination is None:
-                raise ValueError(f"CRM_DESTINATION {self.destination!r} is not a dlt destination")
-            return destination
+    def _duckdb_file(self) -> Path:
         # Absolute, because dlt resolves a relative path against the folder the pipeline was
         # first created in (kept in its local state), not against the current directory.
         path = Path(self.duckdb_path).expanduser().resolve()
@@ -171,19 +169,44 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
                 "Rename the file, e.g. crm_warehouse.duckdb"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
-        memory_limit = check_memory_limit(self.duckdb_memory_limit)
-        return dlt.destinations.duckdb(
-            credentials=DuckDbCredentials(str(path), global_config={"memory_limit": memory_limit})
-        )
+        return path
 
-    def build_pipeline(self) -> dlt.Pipeline:
-        """A fresh dlt pipeline writing the dataset; its state lives in the destination."""
+    def _destination(self, connection: DuckDBPyConnection | None = None) -> Destination[Any, Any]:
+        if self.destination != "duckdb":
+            destination = Destination.from_reference(self.destination)
+            if destination is None:
+                raise ValueError(f"CRM_DESTINATION {self.destination!r} is not a dlt destination")
+            return destination
+        config = {"memory_limit": check_memory_limit(self.duckdb_memory_limit)}
+        target = connection or str(self._duckdb_file())
+        return dlt.destinations.duckdb(credentials=DuckDbCredentials(target, global_config=config))
+
+    def build_pipeline(self, connection: DuckDBPyConnection | None = None) -> dlt.Pipeline:
+        """A fresh dlt pipeline writing the dataset; its state lives in the destination.
+
+        Args:
+            connection: An open DuckDB connection for dlt to use instead of opening the file.
+        """
         return dlt.pipeline(
             pipeline_name=PIPELINE_NAME,
-            destination=self._destination(),
+            destination=self._destination(connection),
             dataset_name=self.dataset,
             pipelines_dir=cast(str, self.pipelines_dir),  # dlt takes None as its default
         )
+
+    @contextmanager
+    def run_pipeline(self) -> Iterator[dlt.Pipeline]:
+        """A pipeline for one sync; DuckDB through one connection held for the whole run.
+
+        dlt otherwise opens and closes the file for every load job (each close checkpoints
+        it): about 1.4 s of a nine-table load.
+        """
+        if self.destination != "duckdb":
+            yield self.build_pipeline()
+            return
+        path = self._duckdb_file()
+        with duckdb.connect(str(path)) as connection:
+            yield self.build_pipeline(connection)
 
     def loader_file_format(self) -> str | None:
         """Parquet where the destination loads it natively, else dlt's preferred format."""

@@ -71,8 +71,20 @@ def run_sync(
     window: Window | None,
 ) -> Iterator[Any]:
     """Sync the selected resources and yield one materialization per asset, with metadata."""
+    with warehouse.run_pipeline() as pipeline:
+        yield from _sync(context, pipeline, dlt_resource, crm_api, warehouse, window)
+
+
+def _sync(
+    context: AssetExecutionContext,
+    pipeline: dlt.Pipeline,
+    dlt_resource: CrmDltResource,
+    crm_api: CrmApiResource,
+    warehouse: CrmWarehouseResource,
+    window: Window | None,
+) -> Iterator[Any]:
+    """One sync through ``pipeline``: dagster-dlt's run, then metadata per asset."""
     stats = SyncStats(log=context.log.info)
-    pipeline = warehouse.build_pipeline()
     pipeline.sync_destination()
     before = cursors(pipeline)
     loader_file_format = warehouse.loader_file_format()

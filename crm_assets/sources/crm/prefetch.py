@@ -2,8 +2,8 @@
 
 dlt's REST client asks for one page at a time. Pages of the CRM are independent, so while
 it works on page N, the following pages can already be on their way. :class:`Prefetcher`
-wraps a session's ``send``: after a full page it sends the following pages in the
-background, up to the concurrency ahead of the client, and hands them over when the client
+wraps a session's ``send``: after a full page it sends the next pages in the background
+(1, then 2, 4, ... at a time, up to the concurrency) and hands them over when the client
 asks. A short page ends a path, so a sync that fits in one page makes one request, as
 before, and a longer one at most the concurrency minus one past its last page.
 Responses go through the same retry policy and checks; only their timing changes.
@@ -93,6 +93,7 @@ class AdaptiveLimit:
 class _Path:
     """Prefetch state of one paginated request (one resource)."""
 
+    full_pages: int = 0
     consumed: int = 0
     scheduled: int = 0
     end: int | None = None
@@ -167,6 +168,7 @@ class Prefetcher:
             state.consumed = last
             state.scheduled = max(state.scheduled, last)
             if _records(batch[-1]) >= self._page_size:
+                state.full_pages += len(batch)
                 self._fill(state, request, kwargs)
             else:
                 self._end(state, last)
@@ -189,8 +191,13 @@ class Prefetcher:
             state.pending.pop(later).cancel()
 
     def _fill(self, state: _Path, request: PreparedRequest, kwargs: dict[str, Any]) -> None:
-        """Send the pages after a full one, up to the concurrency ahead of the consumer."""
-        while state.scheduled < state.consumed + self._limit.maximum:
+        """Send pages ahead of the consumer: 1 after its first full page, then 2, 4, ...
+
+        Doubling keeps a sync of a few pages from sending many requests past its last page;
+        a long one soon has the concurrency's worth of pages ahead.
+        """
+        window = min(2 ** (state.full_pages - 1), self._limit.maximum)
+        while state.scheduled < state.consumed + window:
             page = state.scheduled + 1
             if state.end is not None and page > state.end:
                 return
