@@ -120,7 +120,7 @@ def test_duckdb_loads_within_its_memory_limit(tmp_path: Path) -> None:
         duckdb_path=str(tmp_path / "b.duckdb"), duckdb_memory_limit="1GB", pipelines_dir=pipelines
     )
 
-    assert memory_limit(default) == "244.1 MiB"
+    assert memory_limit(default) == "122.0 MiB"
     assert memory_limit(larger) == "953.6 MiB"
     with pytest.raises(InvalidSettingError, match="CRM_DUCKDB_MEMORY_LIMIT"):
         CrmWarehouseResource(duckdb_memory_limit="lots").build_pipeline()
