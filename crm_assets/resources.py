@@ -46,6 +46,18 @@ class MissingTokenError(ValueError):
     """No access token was configured anywhere."""
 
 
+class WarehouseMemoryError(RuntimeError):
+    """DuckDB ran out of the memory limit it was given while loading."""
+
+
+def _out_of_memory(error: BaseException | None) -> bool:
+    while error is not None:
+        if isinstance(error, duckdb.OutOfMemoryException):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
     """The CRM API: where it is and the token it takes.
 
@@ -206,7 +218,16 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
             return
         path = self._duckdb_file()
         with duckdb.connect(str(path)) as connection:
-            yield self.build_pipeline(connection)
+            try:
+                yield self.build_pipeline(connection)
+            except Exception as error:
+                if not _out_of_memory(error):
+                    raise
+                raise WarehouseMemoryError(
+                    f"CRM_DUCKDB_MEMORY_LIMIT: DuckDB ran out of its {self.duckdb_memory_limit} "
+                    "while loading; raise CRM_DUCKDB_MEMORY_LIMIT (e.g. 1GB) and run the sync "
+                    "again, which completes the pending load"
+                ) from error
 
     def loader_file_format(self) -> str | None:
         """Parquet where the destination loads it natively, else dlt's preferred format."""

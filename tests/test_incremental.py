@@ -10,8 +10,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dagster import AssetKey, AssetSelection, ExecuteInProcessResult
+from dagster import AssetKey, AssetSelection, ExecuteInProcessResult, materialize
 
+from crm_assets.assets import build_crm_assets
+from crm_assets.dlt_resource import CrmDltResource
+from crm_assets.resources import CrmApiResource, CrmWarehouseResource
 from crm_assets.sources.crm import RESOURCES
 from crm_sandbox.data import PATHS
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
@@ -194,3 +197,30 @@ def test_the_same_id_twice_in_a_page_loads_one_row(
     sync(own_sandbox, warehouse, selection=AssetSelection.assets(AssetKey(["crm", "campaigns"])))
 
     assert warehouse.cursors("campaigns") == own_sandbox.truth("/campaigns")
+
+
+def test_running_out_of_duckdb_memory_names_the_setting_and_the_next_sync_completes(
+    tmp_path: Path,
+) -> None:
+    warehouse = Warehouse(tmp_path)
+
+    def run(memory_limit: str) -> ExecuteInProcessResult:
+        resources = {
+            "dlt": CrmDltResource(),
+            "crm_api": CrmApiResource(base_url=crm.url, access_token=DEFAULT_TOKEN),
+            "warehouse": CrmWarehouseResource(
+                duckdb_path=str(warehouse.path),
+                pipelines_dir=str(warehouse.pipelines_dir),
+                duckdb_memory_limit=memory_limit,
+            ),
+        }
+        return materialize([build_crm_assets("duckdb")], resources=resources, raise_on_error=False)
+
+    with CrmSandbox(records=3000, seed=3) as crm:
+        starved = run("4MB")
+        [failure] = [event for event in starved.all_events if event.is_step_failure]
+        message = str(failure.step_failure_data.error)
+        assert "CRM_DUCKDB_MEMORY_LIMIT: DuckDB ran out of its 4MB" in message
+
+        assert run("256MB").success
+        assert_equal_to_truth(crm, warehouse)
