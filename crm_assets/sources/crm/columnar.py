@@ -195,7 +195,7 @@ class TableShape:
 
 
 class ColumnarPages(ItemTransform[Any]):
-    """A dlt step yielding each page as an Arrow table plus the records dlt must normalize.
+    """A dlt step splitting each batch of pages into an Arrow table and dicts for dlt.
 
     Placed after the incremental step and the timestamp parsing, so the cursor and the
     unchanged-record filter work on the records as the CRM sent them.
