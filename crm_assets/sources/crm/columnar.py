@@ -3,7 +3,7 @@
 dlt normalizes Python dicts row by row, in Python: flattening, naming, type inference,
 coercion, writing, then reading it all back. Most CRM records need no more than
 flattening and naming: their values are plain scalars of their column's type. This step
-does that for them and yields one Arrow table per page, which dlt writes as parquet while
+does that for them and yields one Arrow table per batch of pages, which dlt writes as parquet while
 extracting and imports without reading a row again. A record holding a non-empty list
 (a child table) or a value whose type differs from its column's goes to dlt's normalizer
 as a dict, exactly as without this step.
@@ -52,6 +52,8 @@ DLT_COLUMN_HINTS: Final[TTableSchemaColumns] = {
 }
 """The columns dlt's normalizer adds to parent rows, with the hints it gives them."""
 
+_LOAD_ID_FIELD: Final = pa.field(C_DLT_LOAD_ID, pa.string(), nullable=False)
+_ROW_ID_FIELD: Final = pa.field(C_DLT_ID, pa.string(), nullable=False)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _EXACT_FLOAT_INT = 2**53
 
@@ -85,7 +87,7 @@ class TableShape:
         self._schema = schema
         self._naming = schema.naming
         self._detections = schema.settings.get("detections") or []
-        self._not_null = set(not_null) | set(DLT_COLUMN_HINTS)
+        self._not_null = set(not_null)
         self.types: dict[str, str] = {
             name: str(column["data_type"])
             for name, column in schema.tables.get(table, {}).get("columns", {}).items()
@@ -93,8 +95,7 @@ class TableShape:
         }
         self._names: dict[tuple[str, ...], dict[str, str]] = {}
         self._parts: dict[str, str] = {}
-        self._arrow_schema: pa.Schema | None = None
-        self._data_schema = pa.schema([])
+        self._arrow_schema = pa.schema([])
 
     def _part(self, key: str) -> str:
         """A key normalized as dlt's relational normalizer does (``_empty`` for blank)."""
@@ -171,26 +172,19 @@ class TableShape:
 
     def table(self, rows: list[dict[str, Any]], load_id: str) -> pa.Table:
         """The rows as an Arrow table: every column typed so far, then dlt's two columns."""
-        schema = self._schema_of_columns()
         count = len(rows)
-        data = pa.Table.from_pylist(rows, schema=self._data_schema)
-        data = data.append_column(schema.field(C_DLT_LOAD_ID), pa.array([load_id] * count))
-        return data.append_column(schema.field(C_DLT_ID), pa.array(generate_dlt_ids(count)))
+        data = pa.Table.from_pylist(rows, schema=self._columns_schema())
+        load_ids, row_ids = pa.array([load_id] * count), pa.array(generate_dlt_ids(count))
+        return data.append_column(_LOAD_ID_FIELD, load_ids).append_column(_ROW_ID_FIELD, row_ids)
 
-    def _schema_of_columns(self) -> pa.Schema:
+    def _columns_schema(self) -> pa.Schema:
+        """Every column typed so far that Arrow carries, rebuilt only when one is added."""
         names = [name for name, kind in self.types.items() if kind in ARROW_TYPES]
-        names += DLT_COLUMN_HINTS
-        if self._arrow_schema is None or self._arrow_schema.names != names:
+        if self._arrow_schema.names != names:
             self._arrow_schema = pa.schema(
-                pa.field(
-                    name,
-                    ARROW_TYPES[self.types[name]] if name in self.types else pa.string(),
-                    nullable=name not in self._not_null,
-                )
+                pa.field(name, ARROW_TYPES[self.types[name]], nullable=name not in self._not_null)
                 for name in names
             )
-            data_columns = len(names) - len(DLT_COLUMN_HINTS)
-            self._data_schema = pa.schema(list(self._arrow_schema)[:data_columns])
         return self._arrow_schema
 
 

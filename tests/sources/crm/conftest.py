@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
 import pytest
+from dlt.common.configuration.container import Container
+from dlt.common.pipeline import PipelineContext
 
 from crm_assets.sources.crm import RESOURCES, CrmError, CrmResource, crm_source
 from crm_assets.sources.crm.source import SyncOptions
@@ -46,6 +48,19 @@ def failure(name: str = "accounts") -> CrmError:
         error = error.__cause__ or error.__context__
     assert isinstance(error, CrmError), f"no CrmError behind {raised.value!r}"
     return error
+
+
+@pytest.fixture(autouse=True)
+def no_active_pipeline() -> Iterator[None]:
+    """No dlt pipeline left active by an earlier test.
+
+    A resource iterated on its own keeps its incremental state in dlt's active pipeline;
+    one left by an end-to-end test would make these tests start from its cursors.
+    """
+    context = Container()[PipelineContext]
+    context.deactivate()
+    yield
+    context.deactivate()
 
 
 @pytest.fixture
