@@ -95,7 +95,8 @@ class TableShape:
         }
         self._names: dict[tuple[str, ...], dict[str, str]] = {}
         self._parts: dict[str, str] = {}
-        self._arrow_schema = pa.schema([])
+        self._row_struct = pa.struct([])
+        self._arrow_schema = pa.schema([_LOAD_ID_FIELD, _ROW_ID_FIELD])
 
     def _part(self, key: str) -> str:
         """A key normalized as dlt's relational normalizer does (``_empty`` for blank)."""
@@ -173,19 +174,25 @@ class TableShape:
     def table(self, rows: list[dict[str, Any]], load_id: str) -> pa.Table:
         """The rows as an Arrow table: every column typed so far, then dlt's two columns."""
         count = len(rows)
-        data = pa.Table.from_pylist(rows, schema=self._columns_schema())
+        columns = pa.array(rows, type=self._row_type()).flatten()
         load_ids, row_ids = pa.array([load_id] * count), pa.array(generate_dlt_ids(count))
-        return data.append_column(_LOAD_ID_FIELD, load_ids).append_column(_ROW_ID_FIELD, row_ids)
+        return pa.Table.from_arrays([*columns, load_ids, row_ids], schema=self._arrow_schema)
 
-    def _columns_schema(self) -> pa.Schema:
-        """Every column typed so far that Arrow carries, rebuilt only when one is added."""
+    def _row_type(self) -> pa.StructType:
+        """Every column typed so far that Arrow carries, rebuilt only when one is added.
+
+        Rows are converted as one struct array (in C++), which takes about a third of the
+        time ``Table.from_pylist`` takes; their values already have their column's type.
+        """
         names = [name for name, kind in self.types.items() if kind in ARROW_TYPES]
-        if self._arrow_schema.names != names:
-            self._arrow_schema = pa.schema(
+        if self._row_struct.names != names:
+            fields = [
                 pa.field(name, ARROW_TYPES[self.types[name]], nullable=name not in self._not_null)
                 for name in names
-            )
-        return self._arrow_schema
+            ]
+            self._row_struct = pa.struct(fields)
+            self._arrow_schema = pa.schema([*fields, _LOAD_ID_FIELD, _ROW_ID_FIELD])
+        return self._row_struct
 
 
 class ColumnarPages(ItemTransform[Any]):
