@@ -9,18 +9,16 @@ for time.
 
 from __future__ import annotations
 
-import argparse
-import functools
-import importlib
 import json
 import os
 import sys
 import threading
 import time
-from pathlib import Path
-from typing import Any
+from functools import partial
 
+import case
 from dlt.pipeline.pipeline import Pipeline
+from instrument import around, one_sync_arguments
 
 STEPS = ("extract", "normalize", "load")
 SAMPLE_SECONDS = 0.05
@@ -46,32 +44,22 @@ class PeakPerPhase:
             self.peaks[phase] = max(self.peaks.get(phase, 0.0), self.rss_mb())
             time.sleep(SAMPLE_SECONDS)
 
-    def around(self, step: str) -> None:
-        """Attribute samples taken while ``Pipeline.<step>`` runs to it, later ones to after it."""
-        original = getattr(Pipeline, step)
+    def enter(self, step: str) -> str:
+        """Attribute the samples from now on to ``step``."""
+        self.phase = step
+        return step
 
-        @functools.wraps(original)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            self.phase = step
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.phase = f"after {step}"
-
-        setattr(Pipeline, step, wrapper)
+    def leave(self, step: str) -> None:
+        """Attribute the samples from now on to what follows ``step``."""
+        self.phase = f"after {step}"
 
 
 def main() -> int:
     """Run one sync and print the peak RSS per phase, in MiB."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--work", type=Path, required=True)
-    args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).parent))
-    case = importlib.import_module("case")
+    args = one_sync_arguments(__doc__)
     sampler = PeakPerPhase()
     for step in STEPS:
-        sampler.around(step)
+        around(Pipeline, step, partial(sampler.enter, step), sampler.leave)
     instance, assets = case.deployment()
     sampler.phase = "before the sync"
     rows = case.ours(args.url, args.work, instance, assets)

@@ -8,18 +8,17 @@ steps. Times nest: extract includes the source's steps.
 
 from __future__ import annotations
 
-import argparse
-import functools
 import importlib
 import json
 import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
+import case
 from dlt.extract import extractors
 from dlt.extract.incremental import Incremental
+from instrument import around, one_sync_arguments
 
 from crm_assets.sources.crm import columnar, prefetch, recent, timestamps
 
@@ -38,27 +37,16 @@ STEPS = ("extract", "normalize", "load")
 
 def timed(owner: Any, name: str, label: str, totals: dict[str, float]) -> None:
     """Replace ``owner.name`` with a wrapper adding its wall time to ``totals[label]``."""
-    original = getattr(owner, name)
 
-    @functools.wraps(original)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            totals[label] += time.perf_counter() - started
+    def leave(started: float) -> None:
+        totals[label] += time.perf_counter() - started
 
-    setattr(owner, name, wrapper)
+    around(owner, name, time.perf_counter, leave)
 
 
 def main() -> int:
     """Time one sync and print the seconds per step."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--work", type=Path, required=True)
-    args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).parent))
-    case = importlib.import_module("case")
+    args = one_sync_arguments(__doc__)
     pipeline = importlib.import_module("dlt.pipeline.pipeline").Pipeline
     totals: dict[str, float] = defaultdict(float)
     for owner, name, label in [*TIMED, *((pipeline, step, step) for step in STEPS)]:
