@@ -10,6 +10,9 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+STEPS = ("extract", "normalize", "load")
+"""dlt's pipeline steps, as methods of ``dlt.Pipeline``."""
+
 
 def one_sync_arguments(description: str | None) -> argparse.Namespace:
     """``--url`` of a running sandbox and ``--work``, the folder the sync writes to."""

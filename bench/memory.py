@@ -18,9 +18,8 @@ from functools import partial
 
 import case
 from dlt.pipeline.pipeline import Pipeline
-from instrument import around, one_sync_arguments
+from instrument import STEPS, around, one_sync_arguments
 
-STEPS = ("extract", "normalize", "load")
 SAMPLE_SECONDS = 0.05
 
 

@@ -64,26 +64,36 @@ def sandbox(records: int, latency: float = 0.0) -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def measure(kind: str, url: str, work: Path) -> Run:
-    """Run one case process; ``bare`` runs outside the project so no project config applies."""
-    cwd = ROOT if kind == "ours" else work
-    work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def run_process(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, str]:
+    """Wall seconds from start to exit, peak RSS (MB) and standard output of a command."""
+    started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, str(CASE), kind, "--url", url, "--work", str(work)],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     assert process.stdout is not None
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     if status != 0:
-        raise RuntimeError(f"the {kind} case failed (status {status}); run bench/case.py by hand")
-    result = json.loads(output.strip().splitlines()[-1])
-    return Run(result["seconds"], result["rows"], usage.ru_maxrss / 1024)
+        raise RuntimeError(f"{' '.join(command)} failed (status {status}); run it by hand")
+    return time.perf_counter() - started, usage.ru_maxrss / 1024, output
+
+
+def case_process(kind: str, url: str, work: Path) -> tuple[float, float, dict[str, Any]]:
+    """Run one case process; ``bare`` runs outside the project so no project config applies.
+
+    Returns its whole-process seconds, peak RSS and the result it printed.
+    """
+    cwd = ROOT if kind == "ours" else work
+    work.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(CASE), kind, "--url", url, "--work", str(work)]
+    seconds, peak, output = run_process(command, {**os.environ, "PYTHONPATH": str(ROOT)}, cwd)
+    return seconds, peak, json.loads(output.strip().splitlines()[-1])
+
+
+def measure(kind: str, url: str, work: Path) -> Run:
+    """One case, timed by the case itself: imports and interpreter start excluded."""
+    _, peak, result = case_process(kind, url, work)
+    return Run(result["seconds"], result["rows"], peak)
 
 
 def median(runs: list[Run]) -> Run:
@@ -137,18 +147,6 @@ def scale(totals: list[int], repeat: int, scratch: Path) -> dict[int, Run]:
     return found
 
 
-def whole_process(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of a command, from its start to its exit."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"{' '.join(command)} failed (status {status})")
-    return time.perf_counter() - started, usage.ru_maxrss / 1024
-
-
 def warehouse_rows(path: Path) -> int:
     """Rows in the nine tables of a DuckDB warehouse."""
     total = 0
@@ -180,16 +178,14 @@ def cli_sync(url: str, home: Path, work: Path) -> Run:
     }
     dagster = str(Path(sys.executable).parent / "dagster")
     command = [dagster, "job", "execute", "-m", "crm_assets.definitions", "-j", SYNC_JOB_NAME]
-    seconds, peak = whole_process(command, env, ROOT)
+    seconds, peak, _ = run_process(command, env, ROOT)
     return Run(seconds, warehouse_rows(work / "crm_warehouse.duckdb"), peak)
 
 
 def bare_process(url: str, work: Path) -> Run:
     """Bare dlt's script as a whole process, imports included."""
-    work.mkdir(parents=True)
-    command = [sys.executable, str(CASE), "bare", "--url", url, "--work", str(work)]
-    seconds, peak = whole_process(command, {**os.environ, "PYTHONPATH": str(ROOT)}, work)
-    return Run(seconds, 0, peak)
+    seconds, peak, result = case_process("bare", url, work)
+    return Run(seconds, result["rows"], peak)
 
 
 def fixed_costs(records: int, repeat: int, scratch: Path) -> dict[str, Run]:

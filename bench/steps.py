@@ -8,7 +8,6 @@ steps. Times nest: extract includes the source's steps.
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
@@ -18,7 +17,8 @@ from typing import Any
 import case
 from dlt.extract import extractors
 from dlt.extract.incremental import Incremental
-from instrument import around, one_sync_arguments
+from dlt.pipeline.pipeline import Pipeline
+from instrument import STEPS, around, one_sync_arguments
 
 from crm_assets.sources.crm import columnar, prefetch, recent, timestamps
 
@@ -32,7 +32,6 @@ TIMED: list[tuple[Any, str, str]] = [
     (extractors.ObjectExtractor, "write_items", "dlt dict writer"),
     (prefetch.Prefetcher, "__call__", "pages (incl. waiting)"),
 ]
-STEPS = ("extract", "normalize", "load")
 
 
 def timed(owner: Any, name: str, label: str, totals: dict[str, float]) -> None:
@@ -47,9 +46,8 @@ def timed(owner: Any, name: str, label: str, totals: dict[str, float]) -> None:
 def main() -> int:
     """Time one sync and print the seconds per step."""
     args = one_sync_arguments(__doc__)
-    pipeline = importlib.import_module("dlt.pipeline.pipeline").Pipeline
     totals: dict[str, float] = defaultdict(float)
-    for owner, name, label in [*TIMED, *((pipeline, step, step) for step in STEPS)]:
+    for owner, name, label in [*TIMED, *((Pipeline, step, step) for step in STEPS)]:
         timed(owner, name, label, totals)
     instance, assets = case.deployment()
     started = time.perf_counter()
