@@ -29,6 +29,14 @@ table size (849 MB at 1M records). A sync holds one connection, so its buffers s
 the sync ends: at 1M records 619 MB with 256MB, 501 MB with 128MB, no slower. Past the
 limit DuckDB spills to disk."""
 
+DUCKDB_CHECKPOINT_THRESHOLD = "16MB"
+"""DuckDB writes its log to the file once it grows past this (DuckDB's own default).
+
+dlt sets 1GB on every connection it opens, as it closes the file, and so checkpoints it,
+after each load job. A sync holds one connection: with 1GB nothing was written to the file
+until the sync ended, and every row loaded stayed in DuckDB's memory, up to its limit (at
+1M records 113 MB of the 122 MiB usable, the rest spilled to temporary files)."""
+
 PARQUET_DESTINATIONS = frozenset({"duckdb", "motherduck"})
 """Destinations loaded from parquet files: far faster and leaner than dlt's default."""
 

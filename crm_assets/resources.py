@@ -22,6 +22,7 @@ from crm_assets.constants import (
     DEFAULT_DESTINATION,
     DEFAULT_DUCKDB_MEMORY_LIMIT,
     DEFAULT_DUCKDB_PATH,
+    DUCKDB_CHECKPOINT_THRESHOLD,
     PARQUET_DESTINATIONS,
     PIPELINE_NAME,
 )
@@ -191,7 +192,10 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
             return destination
         config = {"memory_limit": check_memory_limit(self.duckdb_memory_limit)}
         target = connection or str(self._duckdb_file())
-        return dlt.destinations.duckdb(credentials=DuckDbCredentials(target, global_config=config))
+        # dlt applies its own global settings first, then these statements, which so win.
+        checkpoint = f"SET GLOBAL checkpoint_threshold = '{DUCKDB_CHECKPOINT_THRESHOLD}'"
+        credentials = DuckDbCredentials(target, global_config=config, statements=[checkpoint])
+        return dlt.destinations.duckdb(credentials=credentials)
 
     def build_pipeline(self, connection: DuckDBPyConnection | None = None) -> dlt.Pipeline:
         """A fresh dlt pipeline writing the dataset; its state lives in the destination.
