@@ -28,6 +28,7 @@ from crm_assets.constants import (
 )
 from crm_assets.settings import check_memory_limit
 from crm_assets.sources.crm import crm_source, with_paths
+from crm_assets.sources.crm.dlt_defaults import use_sync_defaults
 from crm_assets.sources.crm.prefetch import DEFAULT_CONCURRENCY
 from crm_assets.sources.crm.settings import (
     DEFAULT_LOOKBACK_SECONDS,
@@ -203,6 +204,7 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
         Args:
             connection: An open DuckDB connection for dlt to use instead of opening the file.
         """
+        use_sync_defaults()
         return dlt.pipeline(
             pipeline_name=PIPELINE_NAME,
             destination=self._destination(connection),

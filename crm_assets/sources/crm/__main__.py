@@ -12,6 +12,7 @@ import sys
 
 import dlt
 
+from crm_assets.sources.crm.dlt_defaults import use_sync_defaults
 from crm_assets.sources.crm.source import SyncOptions, crm_source
 
 
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duckdb", default="data/crm_standalone.duckdb", help="DuckDB file")
     parser.add_argument("--dataset", default="crm", help="dataset (schema) name")
     args = parser.parse_args(argv)
+    use_sync_defaults()
     pipeline = dlt.pipeline(
         pipeline_name="crm_standalone",
         destination=dlt.destinations.duckdb(credentials=args.duckdb),
