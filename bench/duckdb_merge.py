@@ -1,0 +1,80 @@
+"""Whether DuckDB merges a table of a given width within a memory limit, as JSON.
+
+``python bench/duckdb_merge.py --memory-limit 64MB --columns 40 --rows 111112`` writes a
+parquet file of ``rows`` records (an id, a row key and ``columns`` text columns of 64 random
+characters, row groups of 5,000 as dlt writes them), then loads it twice the way dlt loads a
+merge table into DuckDB through the sync's held connection: into a staging table, then a
+delete of the matching ids and an insert deduplicated by id. It helps choose
+``CRM_DUCKDB_MEMORY_LIMIT`` for tables wider than the sandbox's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from crm_assets.constants import DUCKDB_CHECKPOINT_THRESHOLD
+
+
+def write_records(path: Path, columns: int, rows: int) -> None:
+    """``rows`` records of ``columns`` random 64-character texts, as parquet."""
+    texts = [f"md5((i * {n})::varchar) || md5(i::varchar) AS c{n}" for n in range(columns)]
+    select = ", ".join(["'id-' || i::varchar AS id", "md5(i::varchar) AS _dlt_id", *texts])
+    with duckdb.connect() as connection:
+        connection.execute(
+            f"COPY (SELECT {select} FROM range({rows}) t(i)) TO '{path}' "
+            "(FORMAT parquet, ROW_GROUP_SIZE 5000)"
+        )
+
+
+def merge_twice(database: Path, records: Path, memory_limit: str) -> None:
+    """Stage and merge ``records`` twice, as dlt's merge job does."""
+    with duckdb.connect(str(database)) as connection:
+        connection.execute(f"SET GLOBAL memory_limit = '{memory_limit}'")
+        connection.execute(f"SET GLOBAL checkpoint_threshold = '{DUCKDB_CHECKPOINT_THRESHOLD}'")
+        connection.execute("CREATE SCHEMA staging; CREATE SCHEMA dataset")
+        connection.execute(f"CREATE TABLE staging.t AS FROM read_parquet('{records}') LIMIT 0")
+        connection.execute("CREATE TABLE dataset.t AS FROM staging.t")
+        for _ in range(2):
+            connection.execute(
+                "BEGIN; DELETE FROM staging.t WHERE 1=1; "
+                f"INSERT INTO staging.t BY NAME FROM read_parquet('{records}'); COMMIT"
+            )
+            connection.execute(
+                "BEGIN; DELETE FROM dataset.t AS d WHERE EXISTS "
+                "(SELECT 1 FROM staging.t AS s WHERE d.id = s.id); "
+                "INSERT INTO dataset.t SELECT * EXCLUDE (_dlt_dedup_rn) FROM (SELECT ROW_NUMBER() "
+                "OVER (PARTITION BY id ORDER BY (SELECT NULL)) AS _dlt_dedup_rn, * "
+                "FROM staging.t) WHERE _dlt_dedup_rn = 1; COMMIT"
+            )
+
+
+def main() -> int:
+    """Print ``{"merged": bool, "seconds": float, "error": str | null}``."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--memory-limit", required=True)
+    parser.add_argument("--columns", type=int, default=40)
+    parser.add_argument("--rows", type=int, default=111_112)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        records = Path(scratch) / "records.parquet"
+        write_records(records, args.columns, args.rows)
+        started = time.perf_counter()
+        error = None
+        try:
+            merge_twice(Path(scratch) / "merge.duckdb", records, args.memory_limit)
+        except duckdb.OutOfMemoryException as exc:
+            error = str(exc).splitlines()[0]
+        seconds = round(time.perf_counter() - started, 1)
+    print(json.dumps({"merged": error is None, "seconds": seconds, "error": error}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
