@@ -35,7 +35,7 @@ DUCKDB_CHECKPOINT_THRESHOLD = "16MB"
 dlt sets 1GB on every connection it opens, as it closes the file, and so checkpoints it,
 after each load job. A sync holds one connection: with 1GB nothing was written to the file
 until the sync ended, and every row loaded stayed in DuckDB's memory, up to its limit (at
-1M records 113 MB of the 122 MiB usable, the rest spilled to temporary files)."""
+1M records 105-113 MB of the 122 MiB usable)."""
 
 PARQUET_DESTINATIONS = frozenset({"duckdb", "motherduck"})
 """Destinations loaded from parquet files: far faster and leaner than dlt's default."""

@@ -1,11 +1,10 @@
 """dlt settings the sync is tuned for, in effect from whatever folder the code runs.
 
 dlt reads ``.dlt/config.toml`` from the working folder only, so a code server started
-elsewhere lost them: twenty load workers instead of one (1M records: peak 538-553 MB against
-485-498 MB with one; in one run of three DuckDB ran out of its memory limit in the merges
-and dlt retried them) and compressed intermediate files.
-They are registered as a dlt configuration provider consulted after every other one, so
-environment variables (``LOAD__WORKERS=20``) and ``.dlt/*.toml`` still override them.
+elsewhere lost them: twenty load workers instead of one (1M records: peak 538-553 MB
+against 485-502 MB with one) and compressed intermediate files. They are registered as a
+dlt configuration provider consulted after every other one, so environment variables
+(``LOAD__WORKERS=20``) and ``.dlt/*.toml`` still override them.
 """
 
 from __future__ import annotations
