@@ -4,8 +4,9 @@
 parquet file of ``rows`` records (an id, a row key and ``columns`` text columns of 64 random
 characters, row groups of 5,000 as dlt writes them), then loads it twice the way dlt loads a
 merge table into DuckDB through the sync's held connection: into a staging table, then a
-delete of the matching ids and an insert deduplicated by id. It helps choose
-``CRM_DUCKDB_MEMORY_LIMIT`` for tables wider than the sandbox's.
+delete of the matching ids and an insert deduplicated by id, with the sync's DuckDB
+checkpoint threshold. It helps choose ``CRM_DUCKDB_MEMORY_LIMIT`` for tables wider than the
+sandbox's.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ def write_records(path: Path, columns: int, rows: int) -> None:
         )
 
 
-def merge_twice(database: Path, records: Path, memory_limit: str) -> None:
+def merge_twice(database: Path, records: Path, memory_limit: str, checkpoint: str) -> None:
     """Stage and merge ``records`` twice, as dlt's merge job does."""
     with duckdb.connect(str(database)) as connection:
         connection.execute(f"SET GLOBAL memory_limit = '{memory_limit}'")
-        connection.execute(f"SET GLOBAL checkpoint_threshold = '{DUCKDB_CHECKPOINT_THRESHOLD}'")
+        connection.execute(f"SET GLOBAL checkpoint_threshold = '{checkpoint}'")
         connection.execute("CREATE SCHEMA staging; CREATE SCHEMA dataset")
         connection.execute(f"CREATE TABLE staging.t AS FROM read_parquet('{records}') LIMIT 0")
         connection.execute("CREATE TABLE dataset.t AS FROM staging.t")
@@ -61,6 +62,11 @@ def main() -> int:
     parser.add_argument("--memory-limit", required=True)
     parser.add_argument("--columns", type=int, default=40)
     parser.add_argument("--rows", type=int, default=111_112)
+    parser.add_argument(
+        "--checkpoint-threshold",
+        default=DUCKDB_CHECKPOINT_THRESHOLD,
+        help="the sync's by default; 1GB is what dlt sets on the connections it opens",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         records = Path(scratch) / "records.parquet"
@@ -68,7 +74,12 @@ def main() -> int:
         started = time.perf_counter()
         error = None
         try:
-            merge_twice(Path(scratch) / "merge.duckdb", records, args.memory_limit)
+            merge_twice(
+                Path(scratch) / "merge.duckdb",
+                records,
+                args.memory_limit,
+                args.checkpoint_threshold,
+            )
         except duckdb.OutOfMemoryException as exc:
             error = str(exc).splitlines()[0]
         seconds = round(time.perf_counter() - started, 1)
