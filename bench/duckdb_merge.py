@@ -4,8 +4,10 @@
 parquet file of ``rows`` records (an id, a row key and ``columns`` text columns of 64 random
 characters, row groups of 5,000 as dlt writes them), then loads it twice the way dlt loads a
 merge table into DuckDB through the sync's held connection: into a staging table, then a
-delete of the matching ids and an insert deduplicated by id, with the sync's DuckDB
-checkpoint threshold. It helps choose ``CRM_DUCKDB_MEMORY_LIMIT`` for tables wider than the
+delete of the matching ids and an insert, with the sync's DuckDB checkpoint threshold. The
+insert takes the staged rows as they are (declared unique by id, as a sync declares them)
+or, with ``--deduplicate``, keeps the newest version of each id, as a sync that fetched an
+id twice does. It helps choose ``CRM_DUCKDB_MEMORY_LIMIT`` for tables wider than the
 sandbox's.
 """
 
@@ -17,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Final
 
 import duckdb
 
@@ -34,7 +37,20 @@ def write_records(path: Path, columns: int, rows: int) -> None:
         )
 
 
-def merge_twice(database: Path, records: Path, memory_limit: str, checkpoint: str) -> None:
+INSERT_UNIQUE: Final = "INSERT INTO dataset.t SELECT * FROM staging.t"
+"""dlt's insert for staged rows declared unique by id, as the sync declares them."""
+
+INSERT_DEDUPLICATED: Final = (
+    "INSERT INTO dataset.t SELECT * EXCLUDE (_dlt_dedup_rn) FROM (SELECT ROW_NUMBER() "
+    "OVER (PARTITION BY id ORDER BY c0 DESC) AS _dlt_dedup_rn, * "
+    "FROM staging.t) WHERE _dlt_dedup_rn = 1"
+)
+"""dlt's insert keeping the newest version of each id, for a sync that fetched one twice."""
+
+
+def merge_twice(
+    database: Path, records: Path, memory_limit: str, checkpoint: str, insert: str
+) -> None:
     """Stage and merge ``records`` twice, as dlt's merge job does."""
     with duckdb.connect(str(database)) as connection:
         connection.execute(f"SET GLOBAL memory_limit = '{memory_limit}'")
@@ -49,10 +65,7 @@ def merge_twice(database: Path, records: Path, memory_limit: str, checkpoint: st
             )
             connection.execute(
                 "BEGIN; DELETE FROM dataset.t AS d WHERE EXISTS "
-                "(SELECT 1 FROM staging.t AS s WHERE d.id = s.id); "
-                "INSERT INTO dataset.t SELECT * EXCLUDE (_dlt_dedup_rn) FROM (SELECT ROW_NUMBER() "
-                "OVER (PARTITION BY id ORDER BY (SELECT NULL)) AS _dlt_dedup_rn, * "
-                "FROM staging.t) WHERE _dlt_dedup_rn = 1; COMMIT"
+                f"(SELECT 1 FROM staging.t AS s WHERE d.id = s.id); {insert}; COMMIT"
             )
 
 
@@ -67,6 +80,11 @@ def main() -> int:
         default=DUCKDB_CHECKPOINT_THRESHOLD,
         help="the sync's by default; 1GB is what dlt sets on the connections it opens",
     )
+    parser.add_argument(
+        "--deduplicate",
+        action="store_true",
+        help="merge as a sync that fetched an id twice does (by default: rows unique by id)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         records = Path(scratch) / "records.parquet"
@@ -79,6 +97,7 @@ def main() -> int:
                 records,
                 args.memory_limit,
                 args.checkpoint_threshold,
+                INSERT_DEDUPLICATED if args.deduplicate else INSERT_UNIQUE,
             )
         except duckdb.OutOfMemoryException as exc:
             error = str(exc).splitlines()[0]
