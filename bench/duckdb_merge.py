@@ -4,11 +4,10 @@
 parquet file of ``rows`` records (an id, a row key and ``columns`` text columns of 64 random
 characters, row groups of 5,000 as dlt writes them), then loads it twice the way dlt loads a
 merge table into DuckDB through the sync's held connection: into a staging table, then a
-delete of the matching ids and an insert, with the sync's DuckDB checkpoint threshold. The
-insert takes the staged rows as they are (declared unique by id, as a sync declares them)
-or, with ``--deduplicate``, keeps the newest version of each id, as a sync that fetched an
-id twice does. It helps choose ``CRM_DUCKDB_MEMORY_LIMIT`` for tables wider than the
-sandbox's.
+delete of the matching ids and an insert keeping the newest version of each id, with the
+sync's DuckDB checkpoint threshold. With ``--unique`` the insert takes the staged rows as
+they are, as dlt does for rows declared unique by id (its ``deduplicated`` merge option).
+It helps choose ``CRM_DUCKDB_MEMORY_LIMIT`` for tables wider than the sandbox's.
 """
 
 from __future__ import annotations
@@ -38,14 +37,14 @@ def write_records(path: Path, columns: int, rows: int) -> None:
 
 
 INSERT_UNIQUE: Final = "INSERT INTO dataset.t SELECT * FROM staging.t"
-"""dlt's insert for staged rows declared unique by id, as the sync declares them."""
+"""dlt's insert for staged rows declared unique by id."""
 
 INSERT_DEDUPLICATED: Final = (
     "INSERT INTO dataset.t SELECT * EXCLUDE (_dlt_dedup_rn) FROM (SELECT ROW_NUMBER() "
     "OVER (PARTITION BY id ORDER BY c0 DESC) AS _dlt_dedup_rn, * "
     "FROM staging.t) WHERE _dlt_dedup_rn = 1"
 )
-"""dlt's insert keeping the newest version of each id, for a sync that fetched one twice."""
+"""dlt's insert keeping the newest version of each id, as the sync merges (``dedup_sort``)."""
 
 
 def merge_twice(
@@ -81,9 +80,9 @@ def main() -> int:
         help="the sync's by default; 1GB is what dlt sets on the connections it opens",
     )
     parser.add_argument(
-        "--deduplicate",
+        "--unique",
         action="store_true",
-        help="merge as a sync that fetched an id twice does (by default: rows unique by id)",
+        help="insert the staged rows as they are, as dlt does for rows declared unique by id",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
@@ -97,7 +96,7 @@ def main() -> int:
                 records,
                 args.memory_limit,
                 args.checkpoint_threshold,
-                INSERT_DEDUPLICATED if args.deduplicate else INSERT_UNIQUE,
+                INSERT_UNIQUE if args.unique else INSERT_DEDUPLICATED,
             )
         except duckdb.OutOfMemoryException as exc:
             error = str(exc).splitlines()[0]

@@ -50,7 +50,6 @@ def sync_metadata(
         "bytes_fetched": MetadataValue.int(stats.bytes),
         "retries": MetadataValue.int(sum(stats.retries_by_status.values())),
         "retries_by_status": MetadataValue.json(stats.retries_by_status),
-        "deduplicated": MetadataValue.bool(stats.repeated_id),
         "duration_seconds": MetadataValue.float(round(seconds, 3)),
         "records_per_second": MetadataValue.float(
             round(stats.records / seconds, 1) if seconds else 0.0

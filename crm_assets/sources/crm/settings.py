@@ -68,6 +68,7 @@ jsonpath-ng builds a new parser each time: about a millisecond per page."""
 TIMESTAMP_FIELDS: Final = ("createdtime",)
 """Timestamps besides each resource's cursor that the contract names (nullable)."""
 PRIMARY_KEY: Final = "id"
+WRITE_DISPOSITION: Final = "merge"
 
 RETRY_STATUSES: tuple[int, ...] = (429, 500, 502, 503, 504)
 """Statuses retried, as the seed lists them; any other 4xx or 5xx fails at once."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import dlt
@@ -29,11 +28,11 @@ from crm_assets.sources.crm.settings import (
     RESOURCES,
     SINCE_PARAM,
     TIMESTAMP_FIELDS,
+    WRITE_DISPOSITION,
     CrmResource,
 )
 from crm_assets.sources.crm.stats import SyncStats
 from crm_assets.sources.crm.timestamps import AfterIncremental, ParseTimestamps
-from crm_assets.sources.crm.unique import DECLARED_UNIQUE, NO_VERSION_ORDER, UniqueKeys
 from crm_assets.sources.crm.window import Window
 
 
@@ -98,9 +97,8 @@ def rest_api_config(
     Differences from the seed: a :class:`PageLimitPaginator` instance per resource instead
     of the rejected paginator dict; a session carrying the seed's retry policy and
     prefetching the next pages; a response check per resource that fails clearly on a
-    malformed page; an incremental cursor sent as ``modified_since``; and the seed's merge
-    declared unique by ``id`` (see ``unique``: a sync that fetches an ``id`` twice
-    deduplicates, the newest version winning).
+    malformed page; an incremental cursor sent as ``modified_since``; and ``dedup_sort`` so
+    the newest version of an ``id`` wins.
     """
     options = options or SyncOptions()
     session, limit = _session(options)
@@ -110,7 +108,7 @@ def rest_api_config(
         dlt_columns = DLT_COLUMN_HINTS if options.columnar else {}
         return {
             "name": resource.name,
-            "columns": {resource.cursor: NO_VERSION_ORDER, **dlt_columns},
+            "columns": {resource.cursor: {"dedup_sort": "desc"}, **dlt_columns},
             "endpoint": {
                 "path": resource.path,
                 "data_selector": RECORDS_SELECTOR,
@@ -126,7 +124,7 @@ def rest_api_config(
             "auth": {"type": "bearer", "token": access_token},
             "session": session,
         },
-        "resource_defaults": {"primary_key": PRIMARY_KEY, "write_disposition": DECLARED_UNIQUE},
+        "resource_defaults": {"primary_key": PRIMARY_KEY, "write_disposition": WRITE_DISPOSITION},
         "resources": [endpoint(resource) for resource in resources],
     }
 
@@ -158,8 +156,6 @@ def crm_source(
         if options.window is None:
             resource.add_filter(SkipUnchanged(spec.name, spec.cursor, options.lookback_seconds))
         resource.add_step(AfterIncremental(ParseTimestamps((spec.cursor, *TIMESTAMP_FIELDS))))
-        on_repeat = partial(stats.repeated_id, spec.name) if stats is not None else None
-        resource.add_step(UniqueKeys(PRIMARY_KEY, spec.cursor, on_repeat))
         if options.columnar:
             resource.add_step(ColumnarPages(spec.name, PRIMARY_KEY))
     return dlt_resources

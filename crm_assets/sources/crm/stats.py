@@ -23,7 +23,6 @@ class ResourceStats:
     records: int = 0
     bytes: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
-    repeated_id: bool = False
     started: float | None = None
     logged: float = 0.0
 
@@ -66,10 +65,6 @@ class SyncStats:
         stats.requests += 1
         stats.bytes += size
         stats.statuses[status] += 1
-
-    def repeated_id(self, resource: str) -> None:
-        """Note that an id of ``resource`` came twice in this sync (its merge deduplicates)."""
-        self.of(resource).repeated_id = True
 
     def page(self, resource: str, records: int) -> None:
         """Count one well-formed page of ``records`` and maybe log progress."""
