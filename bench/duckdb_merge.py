@@ -36,36 +36,45 @@ def write_records(path: Path, columns: int, rows: int) -> None:
         )
 
 
-INSERT_UNIQUE: Final = "INSERT INTO dataset.t SELECT * FROM staging.t"
+INSERT_UNIQUE: Final = "INSERT INTO dataset.{t} SELECT * FROM staging.{t}"
 """dlt's insert for staged rows declared unique by id."""
 
 INSERT_DEDUPLICATED: Final = (
-    "INSERT INTO dataset.t SELECT * EXCLUDE (_dlt_dedup_rn) FROM (SELECT ROW_NUMBER() "
+    "INSERT INTO dataset.{t} SELECT * EXCLUDE (_dlt_dedup_rn) FROM (SELECT ROW_NUMBER() "
     "OVER (PARTITION BY id ORDER BY c0 DESC) AS _dlt_dedup_rn, * "
-    "FROM staging.t) WHERE _dlt_dedup_rn = 1"
+    "FROM staging.{t}) WHERE _dlt_dedup_rn = 1"
 )
 """dlt's insert keeping the newest version of each id, as the sync merges (``dedup_sort``)."""
 
 
 def merge_twice(
-    database: Path, records: Path, memory_limit: str, checkpoint: str, insert: str
+    database: Path, records: Path, memory_limit: str, checkpoint: str, insert: str, tables: int
 ) -> None:
-    """Stage and merge ``records`` twice, as dlt's merge job does."""
+    """Stage and merge ``records`` twice into each of ``tables`` tables, as dlt's jobs do."""
     with duckdb.connect(str(database)) as connection:
         connection.execute(f"SET GLOBAL memory_limit = '{memory_limit}'")
         connection.execute(f"SET GLOBAL checkpoint_threshold = '{checkpoint}'")
         connection.execute("CREATE SCHEMA staging; CREATE SCHEMA dataset")
-        connection.execute(f"CREATE TABLE staging.t AS FROM read_parquet('{records}') LIMIT 0")
-        connection.execute("CREATE TABLE dataset.t AS FROM staging.t")
-        for _ in range(2):
-            connection.execute(
-                "BEGIN; DELETE FROM staging.t WHERE 1=1; "
-                f"INSERT INTO staging.t BY NAME FROM read_parquet('{records}'); COMMIT"
-            )
-            connection.execute(
-                "BEGIN; DELETE FROM dataset.t AS d WHERE EXISTS "
-                f"(SELECT 1 FROM staging.t AS s WHERE d.id = s.id); {insert}; COMMIT"
-            )
+        for table in range(tables):
+            for statement in _statements(records, insert.format(t=f"t{table}"), f"t{table}"):
+                connection.execute(statement)
+
+
+def _statements(records: Path, insert: str, table: str) -> list[str]:
+    """Create ``table``, then stage and merge ``records`` into it twice."""
+    stage = (
+        f"BEGIN; DELETE FROM staging.{table} WHERE 1=1; "
+        f"INSERT INTO staging.{table} BY NAME FROM read_parquet('{records}'); COMMIT"
+    )
+    merge = (
+        f"BEGIN; DELETE FROM dataset.{table} AS d WHERE EXISTS "
+        f"(SELECT 1 FROM staging.{table} AS s WHERE d.id = s.id); {insert}; COMMIT"
+    )
+    return [
+        f"CREATE TABLE staging.{table} AS FROM read_parquet('{records}') LIMIT 0",
+        f"CREATE TABLE dataset.{table} AS FROM staging.{table}",
+        *[stage, merge] * 2,
+    ]
 
 
 def main() -> int:
@@ -84,6 +93,9 @@ def main() -> int:
         action="store_true",
         help="insert the staged rows as they are, as dlt does for rows declared unique by id",
     )
+    parser.add_argument(
+        "--tables", type=int, default=1, help="tables merged in turn on one connection"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         records = Path(scratch) / "records.parquet"
@@ -97,6 +109,7 @@ def main() -> int:
                 args.memory_limit,
                 args.checkpoint_threshold,
                 INSERT_UNIQUE if args.unique else INSERT_DEDUPLICATED,
+                args.tables,
             )
         except duckdb.OutOfMemoryException as exc:
             error = str(exc).splitlines()[0]
