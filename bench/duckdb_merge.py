@@ -22,7 +22,7 @@ from typing import Final
 
 import duckdb
 
-from crm_assets.constants import DUCKDB_CHECKPOINT_THRESHOLD
+from crm_assets.constants import DUCKDB_CHECKPOINT_THRESHOLD, DUCKDB_LOAD_THREADS
 
 
 def write_records(path: Path, columns: int, rows: int) -> None:
@@ -47,15 +47,16 @@ INSERT_DEDUPLICATED: Final = (
 """dlt's insert keeping the newest version of each id, as the sync merges (``dedup_sort``)."""
 
 
-def merge_twice(
-    database: Path, records: Path, memory_limit: str, checkpoint: str, insert: str, tables: int
-) -> None:
-    """Stage and merge ``records`` twice into each of ``tables`` tables, as dlt's jobs do."""
+def merge_twice(database: Path, records: Path, args: argparse.Namespace) -> None:
+    """Stage and merge ``records`` twice into each of ``args.tables`` tables, as dlt does."""
+    insert = INSERT_UNIQUE if args.unique else INSERT_DEDUPLICATED
     with duckdb.connect(str(database)) as connection:
-        connection.execute(f"SET GLOBAL memory_limit = '{memory_limit}'")
-        connection.execute(f"SET GLOBAL checkpoint_threshold = '{checkpoint}'")
+        connection.execute(f"SET GLOBAL memory_limit = '{args.memory_limit}'")
+        connection.execute(f"SET GLOBAL checkpoint_threshold = '{args.checkpoint_threshold}'")
+        if args.threads:
+            connection.execute(f"SET GLOBAL threads = {args.threads}")
         connection.execute("CREATE SCHEMA staging; CREATE SCHEMA dataset")
-        for table in range(tables):
+        for table in range(args.tables):
             for statement in _statements(records, insert.format(t=f"t{table}"), f"t{table}"):
                 connection.execute(statement)
 
@@ -96,6 +97,12 @@ def main() -> int:
     parser.add_argument(
         "--tables", type=int, default=1, help="tables merged in turn on one connection"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DUCKDB_LOAD_THREADS,
+        help="DuckDB threads, the sync's by default; 0: DuckDB's default, one per core",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         records = Path(scratch) / "records.parquet"
@@ -103,14 +110,7 @@ def main() -> int:
         started = time.perf_counter()
         error = None
         try:
-            merge_twice(
-                Path(scratch) / "merge.duckdb",
-                records,
-                args.memory_limit,
-                args.checkpoint_threshold,
-                INSERT_UNIQUE if args.unique else INSERT_DEDUPLICATED,
-                args.tables,
-            )
+            merge_twice(Path(scratch) / "merge.duckdb", records, args)
         except duckdb.OutOfMemoryException as exc:
             error = str(exc).splitlines()[0]
         seconds = round(time.perf_counter() - started, 1)

@@ -40,6 +40,14 @@ spill: nine tables of 55,556 rows of 40 text columns merged in turn on one conne
 134 s with 1GB, 91 s with 16MB (``bench/duckdb_merge.py --columns 40 --rows 55556 --tables
 9``). Writing as it goes costs the sandbox's narrow 180k-record full load about 0.35 s."""
 
+DUCKDB_LOAD_THREADS = 1
+"""DuckDB's threads on the connection a sync loads through (DuckDB's default: one per core).
+
+Each thread of a merge holds its own buffers within the memory limit: within 128MB, with
+two threads, a table of 40 text columns did not merge at 166,668 rows and one of 80
+columns not at 111,112; with one thread both merged, and 333,336 x 40 too
+(``bench/duckdb_merge.py --threads 1``)."""
+
 PARQUET_DESTINATIONS = frozenset({"duckdb", "motherduck"})
 """Destinations loaded from parquet files: far faster and leaner than dlt's default."""
 

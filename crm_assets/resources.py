@@ -23,6 +23,7 @@ from crm_assets.constants import (
     DEFAULT_DUCKDB_MEMORY_LIMIT,
     DEFAULT_DUCKDB_PATH,
     DUCKDB_CHECKPOINT_THRESHOLD,
+    DUCKDB_LOAD_THREADS,
     PARQUET_DESTINATIONS,
     PIPELINE_NAME,
 )
@@ -194,8 +195,11 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
         config = {"memory_limit": check_memory_limit(self.duckdb_memory_limit)}
         target = connection or str(self._duckdb_file())
         # dlt applies its own global settings first, then these statements, which so win.
-        checkpoint = f"SET GLOBAL checkpoint_threshold = '{DUCKDB_CHECKPOINT_THRESHOLD}'"
-        credentials = DuckDbCredentials(target, global_config=config, statements=[checkpoint])
+        statements = [
+            f"SET GLOBAL checkpoint_threshold = '{DUCKDB_CHECKPOINT_THRESHOLD}'",
+            f"SET GLOBAL threads = {DUCKDB_LOAD_THREADS}",
+        ]
+        credentials = DuckDbCredentials(target, global_config=config, statements=statements)
         return dlt.destinations.duckdb(credentials=credentials)
 
     def build_pipeline(self, connection: DuckDBPyConnection | None = None) -> dlt.Pipeline:

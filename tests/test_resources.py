@@ -126,13 +126,16 @@ def test_duckdb_loads_within_its_memory_limit(tmp_path: Path) -> None:
         CrmWarehouseResource(duckdb_memory_limit="lots").build_pipeline()
 
 
-def test_the_held_duckdb_connection_checkpoints_as_it_loads(tmp_path: Path) -> None:
+def test_the_held_duckdb_connection_checkpoints_as_it_loads_on_one_thread(tmp_path: Path) -> None:
     warehouse = CrmWarehouseResource(
         duckdb_path=str(tmp_path / "w.duckdb"), pipelines_dir=str(tmp_path / "pipelines")
     )
     with warehouse.run_pipeline() as pipeline:
         pipeline.run([{"id": "1"}], table_name="probe")
         with pipeline.sql_client() as client:
-            [(threshold,)] = client.execute_sql("select current_setting('checkpoint_threshold')")
+            [(threshold, threads)] = client.execute_sql(
+                "select current_setting('checkpoint_threshold'), current_setting('threads')"
+            )
 
     assert threshold == "15.2 MiB"  # 16MB; dlt's own setting on its connections is 1GB
+    assert threads == 1  # DuckDB's default: one per core
