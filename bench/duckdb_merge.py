@@ -5,9 +5,10 @@ parquet file of ``rows`` records (an id, a row key and ``columns`` text columns 
 characters, row groups of 5,000 as dlt writes them), then loads it twice the way dlt loads a
 merge table into DuckDB through the sync's held connection: into a staging table, then a
 delete of the matching ids and an insert keeping the newest version of each id, with the
-sync's DuckDB checkpoint threshold. With ``--unique`` the insert takes the staged rows as
-they are, as dlt does for rows declared unique by id (its ``deduplicated`` merge option).
-It helps choose ``CRM_DUCKDB_MEMORY_LIMIT`` for tables wider than the sandbox's.
+sync's DuckDB memory limit, checkpoint threshold and threads unless given. With
+``--unique`` the insert takes the staged rows as they are, as dlt does for rows declared
+unique by id (its ``deduplicated`` merge option). It helps choose
+``CRM_DUCKDB_MEMORY_LIMIT`` for tables wider than the sandbox's.
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ from typing import Final
 
 import duckdb
 
-from crm_assets.constants import DUCKDB_CHECKPOINT_THRESHOLD, DUCKDB_LOAD_THREADS
+from crm_assets.constants import (
+    DEFAULT_DUCKDB_MEMORY_LIMIT,
+    DUCKDB_CHECKPOINT_THRESHOLD,
+    DUCKDB_LOAD_THREADS,
+)
 
 
 def write_records(path: Path, columns: int, rows: int) -> None:
@@ -81,7 +86,11 @@ def _statements(records: Path, insert: str, table: str) -> list[str]:
 def main() -> int:
     """Print ``{"merged": bool, "seconds": float, "error": str | null}``."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--memory-limit", required=True)
+    parser.add_argument(
+        "--memory-limit",
+        default=DEFAULT_DUCKDB_MEMORY_LIMIT,
+        help="DuckDB's memory limit, the sync's default by default",
+    )
     parser.add_argument("--columns", type=int, default=40)
     parser.add_argument("--rows", type=int, default=111_112)
     parser.add_argument(

@@ -37,8 +37,9 @@ after each load job. A sync holds one connection: with 1GB nothing was written t
 until the sync ended, and every row loaded stayed in DuckDB's memory, up to its limit (at
 1M records 105-113 MB of the 122 MiB usable), leaving the merges of the last tables to
 spill: nine tables of 55,556 rows of 40 text columns merged in turn on one connection took
-134 s with 1GB, 91 s with 16MB (``bench/duckdb_merge.py --columns 40 --rows 55556 --tables
-9``). Writing as it goes costs the sandbox's narrow 180k-record full load about 0.35 s."""
+134 s with 1GB, 91 s with 16MB, on two threads (``bench/duckdb_merge.py --rows 55556
+--tables 9 --threads 0``). Writing as it goes costs the sandbox's narrow 180k-record full
+load about 0.35 s."""
 
 DUCKDB_LOAD_THREADS = 1
 """DuckDB's threads on the connection a sync loads through (DuckDB's default: one per core).
@@ -46,7 +47,7 @@ DUCKDB_LOAD_THREADS = 1
 Each thread of a merge holds its own buffers within the memory limit: within 128MB, with
 two threads, a table of 40 text columns did not merge at 166,668 rows and one of 80
 columns not at 111,112; with one thread both merged, and 333,336 x 40 too
-(``bench/duckdb_merge.py --threads 1``)."""
+(``bench/duckdb_merge.py --columns 80``, ``--threads 0`` for two)."""
 
 PARQUET_DESTINATIONS = frozenset({"duckdb", "motherduck"})
 """Destinations loaded from parquet files: far faster and leaner than dlt's default."""
