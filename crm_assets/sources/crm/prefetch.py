@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from requests import PreparedRequest, Response
 
+from crm_assets.sources.crm.heap import HeapTrimmer
 from crm_assets.sources.crm.paginator import PAGES_ATTRIBUTE
 
 DEFAULT_CONCURRENCY = 32
@@ -108,6 +109,7 @@ class Prefetcher:
         limit: Bounds concurrent prefetches; shared by the resources of one sync.
         page_size: Records in a full page.
         page_param: Query parameter of the page number.
+        heap: Gives the heap the fetching threads leave free back as pages are handed over.
     """
 
     def __init__(
@@ -116,8 +118,10 @@ class Prefetcher:
         limit: AdaptiveLimit,
         page_size: int,
         page_param: str = "page",
+        heap: HeapTrimmer | None = None,
     ) -> None:
         self._send = send
+        self._heap = heap or HeapTrimmer()
         self._limit = limit
         self._page_size = page_size
         self._page_param = page_param
@@ -172,6 +176,7 @@ class Prefetcher:
                 self._fill(state, request, kwargs)
             else:
                 self._end(state, last)
+        self._heap.pages(len(batch))
         return _joined(batch)
 
     def _take_arrived(self, state: _Path, page: int, response: Response) -> list[Response]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import threading
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from requests import PreparedRequest, Request, Response
 from crm_assets.assets import build_crm_assets
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource
+from crm_assets.sources.crm.heap import HeapTrimmer
 from crm_assets.sources.crm.paginator import pages_in
 from crm_assets.sources.crm.prefetch import AdaptiveLimit, Prefetcher
 from crm_sandbox.faults import TRANSIENT_KINDS, FaultPlan
@@ -133,7 +135,8 @@ def test_pages_that_arrived_are_handed_over_together_in_order() -> None:
         response.json = lambda **_: records  # type: ignore[method-assign]
         return response
 
-    prefetcher = Prefetcher(send, AdaptiveLimit(4), page_size=100)
+    heap = HeapTrimmer(every_pages=1)
+    prefetcher = Prefetcher(send, AdaptiveLimit(4), page_size=100, heap=heap)
     first = Request("GET", "https://crm.test/accounts", params={"page": 1}).prepare()
     counts, ids, page = [], [], 1
     while True:
@@ -149,3 +152,20 @@ def test_pages_that_arrived_are_handed_over_together_in_order() -> None:
 
     assert ids == [f"{p}-{n}" for p in range(1, 13) for n in range(100 if p < 12 else 30)]
     assert max(counts) > 1 and sum(counts) == 12
+    assert heap.trims == len(counts)  # every hand-over passed a multiple of one page
+
+
+def test_the_heap_is_trimmed_each_time_a_multiple_of_its_pages_passes() -> None:
+    heap = HeapTrimmer(every_pages=200)
+
+    for count in (50, 50, 50, 49):
+        heap.pages(count)
+    assert heap.trims == 0
+    heap.pages(1)
+    assert heap.trims == 1
+    heap.pages(150)
+    heap.pages(60)
+    assert heap.trims == 2
+    assert heap.available == (platform.libc_ver()[0] == "glibc")
+    with pytest.raises(ValueError, match="at least 1"):
+        HeapTrimmer(every_pages=0)
