@@ -5,10 +5,11 @@ parquet file of ``rows`` records (an id, a row key and ``columns`` text columns 
 characters, row groups of 5,000 as dlt writes them), then loads it twice the way dlt loads a
 merge table into DuckDB through the sync's held connection: into a staging table, then a
 delete of the matching ids and an insert keeping the newest version of each id, with the
-sync's DuckDB memory limit, checkpoint threshold and threads unless given. With
-``--unique`` the insert takes the staged rows as they are, as dlt does for rows declared
-unique by id (its ``deduplicated`` merge option). It helps choose
-``CRM_DUCKDB_MEMORY_LIMIT`` for tables wider than the sandbox's.
+sync's checkpoint threshold and threads unless given, within the memory a sync starts
+loading within (64MB) unless given. With ``--unique`` the insert takes the staged rows as
+they are, as dlt does for rows declared unique by id (its ``deduplicated`` merge option).
+A sync retries a load job that runs out within twice the memory, up to
+``CRM_DUCKDB_MEMORY_LIMIT``: this tells how much a table of a given shape needs.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from typing import Final
 import duckdb
 
 from crm_assets.constants import (
-    DEFAULT_DUCKDB_MEMORY_LIMIT,
     DUCKDB_CHECKPOINT_THRESHOLD,
     DUCKDB_LOAD_THREADS,
+    DUCKDB_START_MEMORY_LIMIT,
 )
 
 
@@ -88,8 +89,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--memory-limit",
-        default=DEFAULT_DUCKDB_MEMORY_LIMIT,
-        help="DuckDB's memory limit, the sync's default by default",
+        default=DUCKDB_START_MEMORY_LIMIT,
+        help="DuckDB's memory limit; by default the one a sync starts loading within",
     )
     parser.add_argument("--columns", type=int, default=40)
     parser.add_argument("--rows", type=int, default=111_112)

@@ -21,13 +21,20 @@ DEFAULT_DESTINATION = "duckdb"
 DEFAULT_DATASET = "crm"
 DEFAULT_DUCKDB_PATH = "data/crm_warehouse.duckdb"
 """Relative to the working directory; its stem must differ from the dataset name."""
-DEFAULT_DUCKDB_MEMORY_LIMIT = "128MB"
-"""DuckDB's memory limit while loading; DuckDB's own default is 80% of the machine's RAM.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
+"""The most DuckDB may use while loading; DuckDB's own default is 80% of the machine's RAM.
 
-Without it DuckDB keeps the pages of the merge in memory and a sync's peak grows with the
-table size (849 MB at 1M records). A sync holds one connection, so its buffers stay until
-the sync ends: at 1M records 619 MB with 256MB, 501 MB with 128MB, no slower. Past the
-limit DuckDB spills to disk."""
+Loads start within ``DUCKDB_START_MEMORY_LIMIT`` and a load job that runs out is retried
+within twice as much, up to this (``duckdb_destination``). A table's staging copy needs
+about 1 MB per column: 1GB stages tables of several hundred columns."""
+
+DUCKDB_START_MEMORY_LIMIT = "64MB"
+"""DuckDB's memory limit when a sync starts loading.
+
+DuckDB fills what it is allowed with cached blocks, and a sync holds one connection, so its
+peak followed the limit: at 1M records 849 MB with none, 619 MB with 256MB, 501 MB with
+128MB, about 450 MB with 64MB, no slower. 64MB merges the sandbox's 111,112-record tables
+(32MB does not) and stages tables of up to about 50 text columns."""
 
 DUCKDB_CHECKPOINT_THRESHOLD = "16MB"
 """DuckDB writes its log to the file once it grows past this (DuckDB's own default).

@@ -24,10 +24,12 @@ from crm_assets.constants import (
     DEFAULT_DUCKDB_PATH,
     DUCKDB_CHECKPOINT_THRESHOLD,
     DUCKDB_LOAD_THREADS,
+    DUCKDB_START_MEMORY_LIMIT,
     PARQUET_DESTINATIONS,
     PIPELINE_NAME,
 )
-from crm_assets.settings import check_memory_limit
+from crm_assets.duckdb_destination import LoadMemory, SteppedMemoryDuckDb
+from crm_assets.settings import memory_limit_bytes
 from crm_assets.sources.crm import crm_source, with_paths
 from crm_assets.sources.crm.dlt_defaults import use_sync_defaults
 from crm_assets.sources.crm.prefetch import DEFAULT_CONCURRENCY
@@ -166,7 +168,7 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
     )
     duckdb_memory_limit: str = Field(
         default=DEFAULT_DUCKDB_MEMORY_LIMIT,
-        description="DuckDB's memory limit while loading (destination duckdb).",
+        description="The most memory DuckDB may use while loading (destination duckdb).",
     )
     dataset: str = Field(default=DEFAULT_DATASET, description="Dataset (schema) name.")
     pipelines_dir: str | None = Field(
@@ -192,15 +194,25 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
             if destination is None:
                 raise ValueError(f"CRM_DESTINATION {self.destination!r} is not a dlt destination")
             return destination
-        config = {"memory_limit": check_memory_limit(self.duckdb_memory_limit)}
-        target = connection or str(self._duckdb_file())
+        memory = LoadMemory(
+            memory_limit_bytes(self.duckdb_memory_limit),
+            memory_limit_bytes(DUCKDB_START_MEMORY_LIMIT),
+        )
         # dlt applies its own global settings first, then these statements, which so win.
         statements = [
             f"SET GLOBAL checkpoint_threshold = '{DUCKDB_CHECKPOINT_THRESHOLD}'",
             f"SET GLOBAL threads = {DUCKDB_LOAD_THREADS}",
         ]
-        credentials = DuckDbCredentials(target, global_config=config, statements=statements)
-        return dlt.destinations.duckdb(credentials=credentials)
+        if connection is None:
+            config = {"memory_limit": memory.setting}
+            path = str(self._duckdb_file())
+            credentials = DuckDbCredentials(path, global_config=config, statements=statements)
+        else:
+            # Set once here, then by each load job: dlt re-applies its global settings at
+            # every borrow, which would undo a step up between jobs.
+            connection.execute(f"SET GLOBAL memory_limit = '{memory.setting}'")
+            credentials = DuckDbCredentials(connection, statements=statements)
+        return SteppedMemoryDuckDb(memory, credentials=credentials)
 
     def build_pipeline(self, connection: DuckDBPyConnection | None = None) -> dlt.Pipeline:
         """A fresh dlt pipeline writing the dataset; its state lives in the destination.
@@ -228,16 +240,27 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
             return
         path = self._duckdb_file()
         with duckdb.connect(str(path)) as connection:
+            pipeline = self.build_pipeline(connection)
             try:
-                yield self.build_pipeline(connection)
+                yield pipeline
             except Exception as error:
                 if not _out_of_memory(error):
                     raise
-                raise WarehouseMemoryError(
-                    f"CRM_DUCKDB_MEMORY_LIMIT: DuckDB ran out of its {self.duckdb_memory_limit} "
-                    "while loading; raise CRM_DUCKDB_MEMORY_LIMIT (e.g. 1GB) and run the sync "
-                    "again, which completes the pending load"
-                ) from error
+                memory = cast(SteppedMemoryDuckDb, pipeline.destination).memory
+                raise WarehouseMemoryError(self._memory_advice(memory)) from error
+
+    def _memory_advice(self, memory: LoadMemory) -> str:
+        if memory.exhausted:
+            return (
+                f"CRM_DUCKDB_MEMORY_LIMIT: DuckDB ran out of its {self.duckdb_memory_limit} "
+                "while loading; raise CRM_DUCKDB_MEMORY_LIMIT (e.g. 4GB) and run the sync "
+                "again, which completes the pending load"
+            )
+        return (
+            f"CRM_DUCKDB_MEMORY_LIMIT: DuckDB ran out of {memory.current_bytes / 1e6:.0f}MB "
+            f"while loading, below its {self.duckdb_memory_limit}; run the sync again, which "
+            "completes the pending load with more memory, up to CRM_DUCKDB_MEMORY_LIMIT"
+        )
 
     def loader_file_format(self) -> str | None:
         """Parquet where the destination loads it natively, else dlt's preferred format."""

@@ -56,7 +56,14 @@ def _check_destination(name: str) -> str:
     return name
 
 
-_MEMORY_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
+_MEMORY_SIZE = re.compile(
+    r"^\s*(?P<number>\d+(\.\d+)?)\s*(?P<unit>B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE
+)
+_MEMORY_UNITS = {
+    "B": 1,
+    **{unit: 1000**power for power, unit in enumerate(("KB", "MB", "GB", "TB"), start=1)},
+    **{unit: 1024**power for power, unit in enumerate(("KIB", "MIB", "GIB", "TIB"), start=1)},
+}
 
 
 def check_memory_limit(value: str) -> str:
@@ -71,6 +78,17 @@ def check_memory_limit(value: str) -> str:
             f"{value!r} is not a size; use a number and a unit such as 256MB or 2GB",
         )
     return value.strip()
+
+
+def memory_limit_bytes(value: str) -> int:
+    """Bytes in a memory limit as DuckDB reads it (``KB`` is 1000 bytes, ``KiB`` 1024).
+
+    Raises:
+        InvalidSettingError: Naming ``CRM_DUCKDB_MEMORY_LIMIT`` and the expected form.
+    """
+    match = _MEMORY_SIZE.match(check_memory_limit(value))
+    assert match is not None
+    return int(float(match["number"]) * _MEMORY_UNITS[match["unit"].upper()])
 
 
 def _check_cron(cron: str) -> str:
