@@ -88,7 +88,10 @@ def memory_limit_bytes(value: str) -> int:
     """
     match = _MEMORY_SIZE.match(check_memory_limit(value))
     assert match is not None
-    return int(float(match["number"]) * _MEMORY_UNITS[match["unit"].upper()])
+    size = int(float(match["number"]) * _MEMORY_UNITS[match["unit"].upper()])
+    if size < 1:
+        raise InvalidSettingError("CRM_DUCKDB_MEMORY_LIMIT", f"{value!r} is no memory at all")
+    return size
 
 
 def _check_cron(cron: str) -> str:
@@ -163,7 +166,7 @@ class LocationSettings:
                     f"file {path.name!r} has the stem of CRM_DATASET {dataset!r}; DuckDB cannot "
                     "tell catalog from schema, rename the file (e.g. crm_warehouse.duckdb)",
                 )
-            check_memory_limit(env.get("CRM_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT)
+            memory_limit_bytes(env.get("CRM_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT)
         history_start = _moment(env, "CRM_HISTORY_START", DEFAULT_HISTORY_START)
         assert history_start is not None
         window_days = _positive_days(env, "CRM_BACKFILL_WINDOW_DAYS", DEFAULT_BACKFILL_WINDOW_DAYS)

@@ -63,6 +63,18 @@ def test_a_wide_table_is_retried_within_twice_the_memory_until_it_loads(tmp_path
     assert rows == 5000
 
 
+def test_long_text_is_retried_within_more_memory_until_it_loads(tmp_path: Path) -> None:
+    texts = [secrets.token_hex(1000) for _ in range(3000)]  # 2,000 characters each
+    columns = {f"note{n}": texts[n:] + texts[:n] for n in range(12)}
+    table = pa.table({"id": [str(row) for row in range(3000)], **columns})
+
+    retries, limit, rows = load(tmp_path, table)
+
+    assert max(retries) >= 1
+    assert limit == "244.1 MiB"  # 256MB; the fixed 128MB of before did not load it
+    assert rows == 3000
+
+
 def test_load_memory_doubles_on_retries_up_to_the_limit_and_stays() -> None:
     memory = LoadMemory(limit_bytes=1000 * MB, start_bytes=64 * MB)
 

@@ -36,6 +36,7 @@ def test_freshness_windows_follow_an_overridden_cron() -> None:
         ({"CRM_BASE_URL": "http://crm.example.com"}, "CRM_BASE_URL", "plain HTTP"),
         ({"CRM_DUCKDB_PATH": "w/crm.duckdb"}, "CRM_DUCKDB_PATH", "stem of CRM_DATASET"),
         ({"CRM_DUCKDB_MEMORY_LIMIT": "lots"}, "CRM_DUCKDB_MEMORY_LIMIT", "not a size"),
+        ({"CRM_DUCKDB_MEMORY_LIMIT": "0MB"}, "CRM_DUCKDB_MEMORY_LIMIT", "no memory at all"),
         ({"CRM_BACKFILL_WINDOW_DAYS": "-3"}, "CRM_BACKFILL_WINDOW_DAYS", "at least 1 day"),
         ({"CRM_BACKFILL_WINDOW_DAYS": "a month"}, "CRM_BACKFILL_WINDOW_DAYS", "whole number"),
         ({"CRM_RECONCILE_DAYS": "0"}, "CRM_RECONCILE_DAYS", "at least 1 day"),
