@@ -57,7 +57,7 @@ class LoadMemory:
             Whether this attempt raised the limit.
         """
         with self._lock:
-            if retries == 0 or self.current_bytes == self.limit_bytes:
+            if retries == 0 or self.exhausted:
                 return False
             wanted = max(2 * self.current_bytes, self.start_bytes * 2**retries)
             self.current_bytes = min(self.limit_bytes, wanted)

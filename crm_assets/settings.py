@@ -66,28 +66,18 @@ _MEMORY_UNITS = {
 }
 
 
-def check_memory_limit(value: str) -> str:
-    """Return ``value`` if DuckDB takes it as a memory limit (e.g. ``256MB``, ``2GiB``).
-
-    Raises:
-        InvalidSettingError: Naming ``CRM_DUCKDB_MEMORY_LIMIT`` and the expected form.
-    """
-    if not _MEMORY_SIZE.match(value):
-        raise InvalidSettingError(
-            "CRM_DUCKDB_MEMORY_LIMIT",
-            f"{value!r} is not a size; use a number and a unit such as 256MB or 2GB",
-        )
-    return value.strip()
-
-
 def memory_limit_bytes(value: str) -> int:
     """Bytes in a memory limit as DuckDB reads it (``KB`` is 1000 bytes, ``KiB`` 1024).
 
     Raises:
         InvalidSettingError: Naming ``CRM_DUCKDB_MEMORY_LIMIT`` and the expected form.
     """
-    match = _MEMORY_SIZE.match(check_memory_limit(value))
-    assert match is not None
+    match = _MEMORY_SIZE.match(value)
+    if not match:
+        raise InvalidSettingError(
+            "CRM_DUCKDB_MEMORY_LIMIT",
+            f"{value!r} is not a size; use a number and a unit such as 256MB or 2GB",
+        )
     size = int(float(match["number"]) * _MEMORY_UNITS[match["unit"].upper()])
     if size < 1:
         raise InvalidSettingError("CRM_DUCKDB_MEMORY_LIMIT", f"{value!r} is no memory at all")
