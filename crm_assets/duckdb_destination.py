@@ -14,13 +14,17 @@ limit one value while dlt runs jobs in parallel (``LOAD__WORKERS``). The hook is
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from typing import Any
 
+from dlt.common.destination.capabilities import DestinationCapabilitiesContext
 from dlt.common.destination.client import RunnableLoadJob
+from dlt.common.normalizers.naming import NamingConvention
 from dlt.common.schema import Schema
 from dlt.destinations import duckdb
+from dlt.destinations.impl.duckdb.configuration import DuckDbClientConfiguration
 from dlt.destinations.impl.duckdb.duck import DuckDbClient
 
 logger = logging.getLogger(__name__)
@@ -101,6 +105,29 @@ class SteppedMemoryDuckDb(duckdb):
     def __init__(self, memory: LoadMemory, **kwargs: Any) -> None:
         super().__init__(destination_name="duckdb", **kwargs)
         self.memory = memory
+        self._capabilities: dict[int, tuple[Any, DestinationCapabilitiesContext]] = {}
+        self._capabilities_lock = threading.Lock()
+
+    def capabilities(
+        self,
+        config: DuckDbClientConfiguration | None = None,
+        naming: NamingConvention | None = None,
+    ) -> DestinationCapabilitiesContext:
+        """The destination's capabilities, resolved once per naming convention.
+
+        Without a ``config``, dlt resolves the destination's configuration for every call,
+        about 9 ms each; a sync asked 19 times. The factory is built for one sync, so
+        its settings do not change in between. Each caller gets its own copy, which dlt
+        adjusts (the loader file formats).
+        """
+        if config is not None:
+            return super().capabilities(config, naming)
+        with self._capabilities_lock:
+            _, cached = self._capabilities.get(id(naming), (None, None))
+            if cached is None:
+                cached = super().capabilities(None, naming)
+                self._capabilities[id(naming)] = (naming, cached)
+        return copy.copy(cached)
 
     @property
     def client_class(self) -> type[DuckDbClient]:

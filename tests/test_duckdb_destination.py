@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
+from dlt.common.schema import Schema
 
-from crm_assets.duckdb_destination import LoadMemory
+from crm_assets.duckdb_destination import LoadMemory, SteppedMemoryDuckDb
 from crm_assets.resources import CrmWarehouseResource
 
 MB = 1_000_000
@@ -100,3 +102,32 @@ def test_a_job_retried_in_an_earlier_sync_continues_with_more() -> None:
     assert LoadMemory(limit_bytes=32 * MB, start_bytes=64 * MB).setting == "32000000B"
     with pytest.raises(ValueError, match="positive"):
         LoadMemory(limit_bytes=0, start_bytes=1)
+
+
+def test_capabilities_are_resolved_once_per_naming_and_each_caller_gets_a_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    destination = SteppedMemoryDuckDb(
+        LoadMemory(128 * MB, 64 * MB), credentials=str(tmp_path / "w.duckdb")
+    )
+    explicit = destination.configuration(destination.spec(), accept_partial=True)
+    resolved: list[bool] = []
+    configuration = destination.configuration
+
+    def counting(initial: Any, accept_partial: bool = False) -> Any:
+        resolved.append(accept_partial)
+        return configuration(initial, accept_partial=accept_partial)
+
+    monkeypatch.setattr(destination, "configuration", counting)
+    naming = Schema("crm").naming
+
+    first = destination.capabilities(naming=naming)
+    first.preferred_loader_file_format = "parquet"
+    second = destination.capabilities(naming=naming)
+    destination.capabilities()
+    destination.capabilities(config=explicit)
+
+    assert second is not first
+    assert second.preferred_loader_file_format == "insert_values"
+    assert second.supported_loader_file_formats == first.supported_loader_file_formats
+    assert resolved == [True, True]  # this naming, then no naming; none for an explicit config
