@@ -1,0 +1,95 @@
+"""The sync with every page served from memory: what dlt and the sync cost without a network.
+
+``bench/case.py memory`` reads every page of the sandbox once, untimed, then times the nine
+assets materialized as ``ours`` does, with each request answered from those bytes by a
+requests transport adapter mounted on the sync's session. Everything above the socket
+still runs: requests, the retry wrapper, the prefetching threads, JSON parsing, the page
+check, dlt's extraction, normalization and load. Compared with fetch-and-parse alone, it
+shows the floor of the "within 2.5x of fetch-and-parse" target on this machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.models import PreparedRequest, Response
+
+from crm_assets.sources.crm import source
+
+Pages = dict[tuple[str, int], bytes]
+
+
+def read_pages(url: str, token: str, paths: list[str], page_size: int = 100) -> Pages:
+    """Every page of every path as the sandbox sends it, up to and including the short one."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    pages: Pages = {}
+    for path in paths:
+        page = 1
+        while True:
+            response = session.get(f"{url}{path}", params={"page": page, "limit": page_size})
+            response.raise_for_status()
+            pages[(path, page)] = response.content
+            if len(response.json()["list"]) < page_size:
+                break
+            page += 1
+    return pages
+
+
+class MemoryAdapter(HTTPAdapter):
+    """Answers a GET of a read page from memory; anything else goes to the network.
+
+    Args:
+        pages: Bodies by path and page number, from :func:`read_pages`.
+    """
+
+    def __init__(self, pages: Mapping[tuple[str, int], bytes]) -> None:
+        super().__init__()
+        self.pages = pages
+        self.served = 0
+
+    def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
+        """The page's stored bytes as a 200 response, or the network's answer."""
+        body = self._stored(request)
+        if body is None:
+            return super().send(request, *args, **kwargs)
+        self.served += 1
+        response = Response()
+        response.status_code = 200
+        response._content = body
+        response.headers["Content-Type"] = "application/json"
+        response.encoding = "utf-8"
+        response.url = str(request.url)
+        response.request = request
+        return response
+
+    def _stored(self, request: PreparedRequest) -> bytes | None:
+        parts = urlsplit(str(request.url))
+        page = parse_qs(parts.query).get("page", ["1"])[-1]
+        if request.method != "GET" or not page.isdigit():
+            return None
+        return self.pages.get((parts.path, int(page)))
+
+
+@contextmanager
+def served_from_memory(pages: Pages) -> Iterator[MemoryAdapter]:
+    """Mount a :class:`MemoryAdapter` on every session the sync creates meanwhile."""
+    adapter = MemoryAdapter(pages)
+    original: Callable[..., requests.Session] = getattr(source, "crm_session")  # noqa: B009
+
+    def session(*args: Any, **kwargs: Any) -> requests.Session:
+        created = original(*args, **kwargs)
+        created.mount("http://", adapter)
+        created.mount("https://", adapter)
+        return created
+
+    setattr(source, "crm_session", session)  # noqa: B010
+    try:
+        yield adapter
+    finally:
+        setattr(source, "crm_session", original)  # noqa: B010
