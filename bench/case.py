@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +24,43 @@ TOKEN = "sandbox-token"
 PATHS = [(resource.name, resource.path) for resource in RESOURCES]
 
 
-def fetch(url: str) -> int:
-    """Fetch and parse every page of the nine resources, one after another."""
+PAGE_SIZE = 100
+
+
+def pages(session: requests.Session, url: str, path: str) -> Iterator[tuple[bytes, list[Any]]]:
+    """Each page of ``path`` in order, its body and its records, up to the short one."""
+    page = 1
+    while True:
+        response = session.get(f"{url}{path}", params={"page": page, "limit": PAGE_SIZE})
+        items = [item["record"] for item in response.json()["list"]]
+        yield response.content, items
+        if len(items) < PAGE_SIZE:
+            return
+        page += 1
+
+
+def token_session() -> requests.Session:
+    """A plain requests session sending the sandbox's token."""
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {TOKEN}"
-    records = 0
-    for _, path in PATHS:
-        page = 1
-        while True:
-            body = session.get(f"{url}{path}", params={"page": page, "limit": 100}).json()
-            items = [item["record"] for item in body["list"]]
-            records += len(items)
-            if len(items) < 100:
-                break
-            page += 1
-    return records
+    return session
+
+
+def fetch(url: str) -> int:
+    """Fetch and parse every page of the nine resources, one after another."""
+    session = token_session()
+    return sum(len(items) for _, path in PATHS for _, items in pages(session, url, path))
+
+
+def read_pages(url: str) -> dict[tuple[str, int], bytes]:
+    """Every page body of every path, by path and page number (the sandbox's own bytes)."""
+    session = token_session()
+    paths = sorted({path for _, path in PATHS})
+    return {
+        (path, number): body
+        for path in paths
+        for number, (body, _) in enumerate(pages(session, url, path), start=1)
+    }
 
 
 def bare(url: str, work: Path) -> int:
@@ -136,11 +159,11 @@ def main() -> int:
 
 def from_memory(url: str, work: Path) -> int:
     """``ours`` with every page read first (untimed) and then served from memory."""
-    from memory_served import read_pages, served_from_memory
+    from memory_served import served_from_memory
 
-    pages = read_pages(url, TOKEN, sorted({path for _, path in PATHS}))
+    bodies = read_pages(url)
     instance, assets = deployment()
-    with served_from_memory(pages) as adapter:
+    with served_from_memory(bodies) as adapter:
         started = time.perf_counter()
         rows = ours(url, work, instance, assets)
         seconds = time.perf_counter() - started

@@ -21,34 +21,17 @@ from requests.models import PreparedRequest, Response
 
 from crm_assets.sources.crm import source
 
-Pages = dict[tuple[str, int], bytes]
-
-
-def read_pages(url: str, token: str, paths: list[str], page_size: int = 100) -> Pages:
-    """Every page of every path as the sandbox sends it, up to and including the short one."""
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
-    pages: Pages = {}
-    for path in paths:
-        page = 1
-        while True:
-            response = session.get(f"{url}{path}", params={"page": page, "limit": page_size})
-            response.raise_for_status()
-            pages[(path, page)] = response.content
-            if len(response.json()["list"]) < page_size:
-                break
-            page += 1
-    return pages
+Pages = Mapping[tuple[str, int], bytes]
 
 
 class MemoryAdapter(HTTPAdapter):
     """Answers a GET of a read page from memory; anything else goes to the network.
 
     Args:
-        pages: Bodies by path and page number, from :func:`read_pages`.
+        pages: Bodies by path and page number (``case.read_pages``).
     """
 
-    def __init__(self, pages: Mapping[tuple[str, int], bytes]) -> None:
+    def __init__(self, pages: Pages) -> None:
         super().__init__()
         self.pages = pages
         self.served = 0

@@ -105,7 +105,9 @@ class SteppedMemoryDuckDb(duckdb):
     def __init__(self, memory: LoadMemory, **kwargs: Any) -> None:
         super().__init__(destination_name="duckdb", **kwargs)
         self.memory = memory
-        self._capabilities: dict[int, tuple[Any, DestinationCapabilitiesContext]] = {}
+        self._capabilities: dict[
+            int, tuple[NamingConvention | None, DestinationCapabilitiesContext]
+        ] = {}
         self._capabilities_lock = threading.Lock()
 
     def capabilities(
