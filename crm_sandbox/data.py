@@ -157,6 +157,7 @@ class PathStore:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
     order: list[tuple[int, str]] = field(default_factory=list)
+    deleted: dict[str, dict[str, Any]] = field(default_factory=dict)
     created: int = 0
 
     def _new_record(self, modified: int) -> dict[str, Any]:
@@ -209,8 +210,7 @@ class PathStore:
         changed = []
         for record_id in ids:
             record = self.records[record_id]
-            old = (parse_time(record["modifiedtime"]), record_id)
-            del self.order[bisect.bisect_left(self.order, old)]
+            self._unlist(record)
             moment = self.clock()
             updated = {
                 **record,
@@ -222,6 +222,35 @@ class PathStore:
             self.order.append((moment, record_id))
             changed.append(record_id)
         return changed
+
+    def _unlist(self, record: dict[str, Any]) -> None:
+        """Take a record out of the listing order; the records behind it move up one place."""
+        key = (parse_time(record["modifiedtime"]), record["id"])
+        del self.order[bisect.bisect_left(self.order, key)]
+
+    def delete(self, ids: Iterable[str]) -> list[str]:
+        """Delete the given records: they are no longer listed, as the contract says.
+
+        They are kept aside, so that :meth:`restore` can bring them back.
+        """
+        removed = []
+        for record_id in ids:
+            record = self.records.pop(record_id)
+            del self.blobs[record_id]
+            self._unlist(record)
+            self.deleted[record_id] = record
+            removed.append(record_id)
+        return removed
+
+    def restore(self, ids: Iterable[str]) -> list[str]:
+        """Bring deleted records back; each reappears with a new ``modifiedtime``."""
+        restored = []
+        for record_id in ids:
+            record = {**self.deleted.pop(record_id), "modifiedtime": format_time(self.clock())}
+            self._store(record)
+            self.order.append((parse_time(record["modifiedtime"]), record_id))
+            restored.append(record_id)
+        return restored
 
     def pick(self, count: int) -> list[str]:
         """Choose ``count`` distinct existing ids, deterministically."""

@@ -111,6 +111,17 @@ class CrmSandbox:
         with self.data.lock:
             return self.data.store(path).add(count)
 
+    def delete(self, path: str, count: int) -> list[str]:
+        """Delete ``count`` existing records of ``path``; return their ids."""
+        with self.data.lock:
+            store = self.data.store(path)
+            return store.delete(store.pick(count))
+
+    def restore(self, path: str, ids: list[str]) -> list[str]:
+        """Restore deleted records of ``path``; they come back with a new ``modifiedtime``."""
+        with self.data.lock:
+            return self.data.store(path).restore(ids)
+
     def on_request(self, path: str, number: int, action: Callable[[], object]) -> None:
         """Run ``action`` just before the ``number``-th data request to ``path`` is answered.
 
@@ -280,6 +291,10 @@ class _Handler(BaseHTTPRequestHandler):
             return {"ids": crm.modify(body["path"], int(body["count"]), body.get("fields"))}
         if route == "/add":
             return {"ids": crm.add(body["path"], int(body["count"]))}
+        if route == "/delete":
+            return {"ids": crm.delete(body["path"], int(body["count"]))}
+        if route == "/restore":
+            return {"ids": crm.restore(body["path"], [str(key) for key in body["ids"]])}
         if route == "/stats/reset":
             crm.reset_stats()
             return {"ok": True}

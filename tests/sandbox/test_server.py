@@ -138,3 +138,32 @@ def test_the_admin_api_modifies_adds_and_reports(crm: CrmSandbox) -> None:
     assert len(truth["/cases"]) == 233
     assert set(added) <= set(truth["/cases"])
     assert set(requests.get(f"{crm.url}/_sandbox/truth", timeout=5).json()) == set(PATHS)
+
+
+def test_a_deleted_record_is_no_longer_listed_and_the_rest_move_up(crm: CrmSandbox) -> None:
+    first_page = records(get(crm, "/cases", page=1, limit=100))
+    first_of_page_two = records(get(crm, "/cases", page=2, limit=100))[0]
+    [gone] = crm.data.store("/cases").delete([first_page[10]["id"]])
+
+    after = [record["id"] for record in records(get(crm, "/cases", page=1, limit=100))]
+
+    assert gone not in crm.truth("/cases") and len(crm.truth("/cases")) == 229
+    expected = [record["id"] for record in first_page if record["id"] != gone]
+    assert after == [*expected, first_of_page_two["id"]]
+
+
+def test_the_admin_api_deletes_and_restores_with_a_new_modifiedtime(crm: CrmSandbox) -> None:
+    deleted = requests.post(
+        f"{crm.url}/_sandbox/delete", json={"path": "/cases", "count": 3}, timeout=5
+    ).json()["ids"]
+    assert not set(deleted) & set(crm.truth("/cases"))
+    old = crm.data.store("/cases").deleted[deleted[0]]["modifiedtime"]
+
+    restored = requests.post(
+        f"{crm.url}/_sandbox/restore", json={"path": "/cases", "ids": deleted[:1]}, timeout=5
+    ).json()["ids"]
+
+    truth = crm.truth("/cases")
+    assert restored == deleted[:1] and len(truth) == 228
+    assert truth[deleted[0]] > old
+    assert records(get(crm, "/cases", page=3, limit=100))[-1]["id"] == deleted[0]
