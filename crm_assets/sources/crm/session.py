@@ -7,7 +7,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dlt.sources.helpers.requests import Client
-from requests import Session
+from dlt.sources.helpers.requests import Session as DltSession
+from requests import PreparedRequest, Response, Session
+from requests.adapters import BaseAdapter
 from requests.exceptions import ChunkedEncodingError, ConnectionError, Timeout
 
 from crm_assets.sources.crm.errors import CrmMalformedPageError
@@ -18,6 +20,9 @@ from crm_assets.sources.crm.settings import (
     REQUEST_TIMEOUT_SECONDS,
     RETRY_STATUSES,
 )
+
+MAX_CONNECTIONS = 64
+"""Connections kept open to the CRM at most: one per fetching thread."""
 
 RETRIED_EXCEPTIONS = (ConnectionError, Timeout, ChunkedEncodingError, CrmMalformedPageError)
 """Transport faults, and 200s whose body is not the envelope, are retried like 5xx."""
@@ -46,27 +51,65 @@ def check_base_url(base_url: str) -> str:
     return base_url.rstrip("/")
 
 
-def crm_session(timeout: float = REQUEST_TIMEOUT_SECONDS) -> Session:
-    """A session retrying 429/500/502/503/504 and transport faults at most 3 times.
+class CrmHttp:
+    """The HTTP side of one sync: the seed's retry policy, one session per thread.
 
-    Waits grow exponentially with factor 2 (2, 4, 8 seconds) unless the server sends
-    ``Retry-After``, which is honoured. Any other error status fails at once.
+    requests does not promise that a ``Session`` is thread-safe, and pages are fetched by
+    many threads, so each thread gets its own session (dlt's ``Client`` keeps them per
+    thread), all sharing one connection pool. Sessions retry 429/500/502/503/504 and
+    transport faults at most 3 times, waiting 2, 4 and 8 seconds (backoff factor 2) unless
+    the server sends ``Retry-After``, which is honoured. Any other error status fails at once.
+
+    Args:
+        timeout: Connect and read timeout of one request, in seconds.
+        connections: Connections kept open to the CRM at most.
+        adapter: A transport adapter to mount instead of the network's (benchmarks).
     """
-    client = Client(
-        request_timeout=timeout,
-        raise_for_status=False,
-        status_codes=RETRY_STATUSES,
-        exceptions=RETRIED_EXCEPTIONS,
-        request_max_attempts=MAX_RETRIES + 1,
-        request_backoff_factor=BACKOFF_FACTOR,
-        request_max_retry_delay=MAX_RETRY_DELAY_SECONDS,
-        respect_retry_after_header=True,
-    )
-    session = client.session
-    session.merge_environment_settings = EnvironmentSettingsPerHost(  # type: ignore[method-assign]
-        session.merge_environment_settings
-    )
-    return session
+
+    def __init__(
+        self,
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
+        connections: int = MAX_CONNECTIONS,
+        adapter: BaseAdapter | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self._adapter = adapter
+        self._client = Client(
+            request_timeout=timeout,
+            max_connections=connections,
+            raise_for_status=False,
+            status_codes=RETRY_STATUSES,
+            exceptions=RETRIED_EXCEPTIONS,
+            request_max_attempts=MAX_RETRIES + 1,
+            request_backoff_factor=BACKOFF_FACTOR,
+            request_max_retry_delay=MAX_RETRY_DELAY_SECONDS,
+            respect_retry_after_header=True,
+        )
+
+    def session(self) -> Session:
+        """The calling thread's session, with the retry policy."""
+        session = self._client.session
+        if self._adapter is not None and session.get_adapter("https://") is not self._adapter:
+            session.mount("http://", self._adapter)
+            session.mount("https://", self._adapter)
+        return session
+
+    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:
+        """Send ``request`` through this thread's session."""
+        return self.session().send(request, **kwargs)
+
+    def front_session(self, send: Callable[..., Response] | None = None) -> Session:
+        """The session dlt's REST client is given, sending through ``send``.
+
+        It only prepares requests (proxy settings looked up once per host) and hands them
+        to ``send`` (by default this thread's session), which may pass them to other threads.
+        """
+        front = DltSession(timeout=self.timeout, raise_for_status=False)
+        front.send = send or self.send  # type: ignore[method-assign]
+        front.merge_environment_settings = EnvironmentSettingsPerHost(  # type: ignore[method-assign]
+            front.merge_environment_settings
+        )
+        return front
 
 
 class EnvironmentSettingsPerHost:
