@@ -2,7 +2,7 @@
 
 ``bench/case.py memory`` reads every page of the sandbox once, untimed, then times the nine
 assets materialized as ``ours`` does, with each request answered from those bytes by a
-requests transport adapter mounted on the sync's session. Everything above the socket
+requests transport adapter mounted on the sync's sessions. Everything above the socket
 still runs: requests, the retry wrapper, the prefetching threads, JSON parsing, the page
 check, dlt's extraction, normalization and load. Compared with fetch-and-parse alone, it
 shows the floor of the "within 2.5x of fetch-and-parse" target on this machine.
@@ -10,12 +10,12 @@ shows the floor of the "within 2.5x of fetch-and-parse" target on this machine.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import functools
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import requests
 from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest, Response
 
@@ -61,18 +61,14 @@ class MemoryAdapter(HTTPAdapter):
 
 @contextmanager
 def served_from_memory(pages: Pages) -> Iterator[MemoryAdapter]:
-    """Mount a :class:`MemoryAdapter` on every session the sync creates meanwhile."""
+    """Serve the sync's requests through a :class:`MemoryAdapter` meanwhile.
+
+    Every session the sync's HTTP side makes mounts it (``CrmHttp``'s ``adapter``).
+    """
     adapter = MemoryAdapter(pages)
-    original: Callable[..., requests.Session] = getattr(source, "crm_session")  # noqa: B009
-
-    def session(*args: Any, **kwargs: Any) -> requests.Session:
-        created = original(*args, **kwargs)
-        created.mount("http://", adapter)
-        created.mount("https://", adapter)
-        return created
-
-    setattr(source, "crm_session", session)  # noqa: B010
+    original = getattr(source, "CrmHttp")  # noqa: B009
+    setattr(source, "CrmHttp", functools.partial(original, adapter=adapter))  # noqa: B010
     try:
         yield adapter
     finally:
-        setattr(source, "crm_session", original)  # noqa: B010
+        setattr(source, "CrmHttp", original)  # noqa: B010

@@ -53,11 +53,8 @@ def build_crm_assets(
         """Sync the selected CRM resources into the warehouse, merging by `id`.
 
         Incremental by default; a window backfill when `window_start` and `window_end`
-        are set in the op config.
+        are set in the op config; a deletion sweep when `sweep_deletes` is true.
         """
-        window = config.window()
-        if window is not None:
-            context.log.info(f"Backfilling the window {window.start} .. {window.end}")
-        yield from run_sync(context, dlt, crm_api, warehouse, window)
+        yield from run_sync(context, dlt, crm_api, warehouse, config)
 
     return crm_dlt_assets

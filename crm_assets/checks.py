@@ -1,6 +1,8 @@
 """Asset checks run after each materialization of a CRM asset."""
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -22,26 +24,49 @@ from crm_assets.warehouse_sql import TableProfile, profiles
 ID_CHECK = "id_unique_and_not_null"
 ROWS_CHECK = "row_count_did_not_drop"
 CURSOR_CHECK = "cursor_not_null"
+LIVE_ROWS_KEY = "rows_live"
+MARKED_KEY = "rows_marked_deleted"
 ROW_COUNT_KEY = "dagster/row_count"
 _CURSORS = {resource.name: resource.cursor for resource in RESOURCES}
 _DESCRIPTIONS = {
     ID_CHECK: "Every row has an id, and no id appears twice.",
-    ROWS_CHECK: "The table has at least as many rows as after the previous materialization.",
+    ROWS_CHECK: (
+        "The table has at least as many live rows as after the previous materialization, "
+        "less the rows a deletion sweep marked since."
+    ),
     CURSOR_CHECK: "Every row has a cursor value (modifiedtime), which incremental syncs rely on.",
 }
 
 
-def previous_row_count(instance: DagsterInstance, key: AssetKey) -> int | None:
-    """Row count recorded by the materialization before the latest one."""
+@dataclass(frozen=True)
+class RowHistory:
+    """What the last two materializations of an asset recorded."""
+
+    previous_live: int | None
+    """Live rows after the materialization before the latest; None if there was none."""
+    marked: int
+    """Rows the latest materialization marked deleted."""
+
+
+def _number(metadata: Mapping[str, Any], *keys: str) -> int | None:
+    for key in keys:
+        value = metadata.get(key)
+        if value is not None:
+            return int(value.value)
+    return None
+
+
+def row_history(instance: DagsterInstance, key: AssetKey) -> RowHistory:
+    """Live rows before the latest materialization, and the rows it marked deleted."""
     records = instance.fetch_materializations(key, limit=2).records
-    if len(records) < 2:
-        return None
-    materialization = records[1].asset_materialization
-    value = materialization.metadata.get(ROW_COUNT_KEY) if materialization else None
-    return int(value.value) if value is not None else None  # type: ignore[arg-type]
+    found = [record.asset_materialization for record in records]
+    metadata = [event.metadata if event else {} for event in found]
+    latest_marked = _number(metadata[0], MARKED_KEY) if metadata else None
+    previous = _number(metadata[1], LIVE_ROWS_KEY, ROW_COUNT_KEY) if len(metadata) > 1 else None
+    return RowHistory(previous_live=previous, marked=latest_marked or 0)
 
 
-def _results(key: AssetKey, table: TableProfile, before: int | None) -> Iterator[AssetCheckResult]:
+def _results(key: AssetKey, table: TableProfile, history: RowHistory) -> Iterator[AssetCheckResult]:
     yield AssetCheckResult(
         asset_key=key,
         check_name=ID_CHECK,
@@ -49,14 +74,16 @@ def _results(key: AssetKey, table: TableProfile, before: int | None) -> Iterator
         severity=AssetCheckSeverity.ERROR,
         metadata={"null_ids": table.null_ids, "duplicate_ids": table.duplicate_ids},
     )
+    before = history.previous_live
     yield AssetCheckResult(
         asset_key=key,
         check_name=ROWS_CHECK,
-        passed=before is None or table.rows >= before,
+        passed=before is None or table.live_rows >= before - history.marked,
         severity=AssetCheckSeverity.ERROR,
         metadata={
-            "row_count": table.rows,
+            "row_count": table.live_rows,
             "previous_row_count": before if before is not None else -1,
+            "rows_marked_deleted": history.marked,
         },
     )
     yield AssetCheckResult(
@@ -80,15 +107,15 @@ def build_crm_checks(keys: Iterable[AssetKey]) -> AssetChecksDefinition:
     def crm_table_checks(
         context: AssetCheckExecutionContext, warehouse: CrmWarehouseResource
     ) -> Iterator[AssetCheckResult]:
-        """Profile each synced table: ids, row count, cursor values."""
+        """Profile each synced table: ids, live rows, cursor values."""
         selected: set[AssetCheckKey] = set(context.selected_asset_check_keys)
         keys = sorted({check.asset_key for check in selected})
         tables = profiles(
             warehouse.build_pipeline(), {key.path[-1]: _CURSORS[key.path[-1]] for key in keys}
         )
         for key in keys:
-            before = previous_row_count(context.instance, key)
-            for result in _results(key, tables[key.path[-1]], before):
+            history = row_history(context.instance, key)
+            for result in _results(key, tables[key.path[-1]], history):
                 if AssetCheckKey(key, result.check_name or "") in selected:
                     yield result
 

@@ -60,6 +60,7 @@ PARQUET_DESTINATIONS = frozenset({"duckdb", "motherduck"})
 """Destinations loaded from parquet files: far faster and leaner than dlt's default."""
 
 SYNC_SCHEDULE_NAME = "crm_sync_schedule"
+SWEEP_SCHEDULE_NAME = "crm_sweep_schedule"
 FRESHNESS_SENSOR_NAME = "crm_freshness_sensor"
 
 DEFAULT_SYNC_CRON = "0 * * * *"
@@ -73,7 +74,7 @@ so one missed tick warns and two fail, whatever the cron."""
 FRESHNESS_SENSOR_INTERVAL_SECONDS = 300
 
 TRIGGER_TAG = "crm/trigger"
-"""Run tag saying what launched a sync: schedule, freshness, backfill."""
+"""Run tag saying what launched a sync: schedule, sweep, freshness, backfill."""
 
 BACKFILL_SENSOR_NAME = "crm_backfill_sensor"
 BACKFILL_SENSOR_INTERVAL_SECONDS = 60

@@ -19,7 +19,7 @@ from crm_assets.constants import GROUP_NAME, SYNC_JOB_NAME
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.freshness import build_freshness_sensor
 from crm_assets.resources import resources_from_env
-from crm_assets.schedules import build_sync_schedule
+from crm_assets.schedules import build_sweep_schedule, build_sync_schedule
 from crm_assets.settings import LocationSettings
 
 
@@ -36,11 +36,14 @@ def build_definitions(environ: Mapping[str, str] | None = None) -> Definitions:
         description="Sync the CRM assets into the warehouse (all nine unless a subset is given).",
     )
     crm_assets = build_crm_assets(settings.destination, settings.freshness_policy)
+    schedules = [build_sync_schedule(settings.sync_cron)]
+    if settings.deletes != "off":
+        schedules.append(build_sweep_schedule(settings.sweep_cron))
     return Definitions(
         assets=[crm_assets],
         asset_checks=[build_crm_checks(crm_assets.keys)],
         jobs=[sync_job],
-        schedules=[build_sync_schedule(sync_job, settings.sync_cron)],
+        schedules=schedules,
         sensors=[build_freshness_sensor(sync_job), build_backfill_sensor(sync_job, settings)],
         resources={"dlt": CrmDltResource(), **resources_from_env(environ)},
         executor=in_process_executor,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -28,9 +28,10 @@ from crm_assets.constants import (
     PARQUET_DESTINATIONS,
     PIPELINE_NAME,
 )
+from crm_assets.deletions import DEFAULT_DELETES, DEFAULT_SWEEP_MAX_SHARE, DELETE_MODES
 from crm_assets.duckdb_destination import LoadMemory, SteppedMemoryDuckDb
-from crm_assets.settings import memory_limit_bytes
-from crm_assets.sources.crm import crm_source, with_paths
+from crm_assets.settings import InvalidSettingError, memory_limit_bytes, share
+from crm_assets.sources.crm import CrmResource, crm_source, with_paths
 from crm_assets.sources.crm.dlt_defaults import use_sync_defaults
 from crm_assets.sources.crm.prefetch import DEFAULT_CONCURRENCY
 from crm_assets.sources.crm.settings import (
@@ -39,9 +40,11 @@ from crm_assets.sources.crm.settings import (
     PAGE_SIZE,
     REQUEST_TIMEOUT_SECONDS,
 )
-from crm_assets.sources.crm.source import SyncOptions
+from crm_assets.sources.crm.source import SyncOptions, page_reader
 from crm_assets.sources.crm.stats import SyncStats
+from crm_assets.sources.crm.sweep import Listing, PageReader
 from crm_assets.sources.crm.window import Window, format_moment, parse_moment
+from crm_assets.warehouse_sql import DeleteMode
 
 DLT_TOKEN_KEY = "access_token"
 """The seed's secret: ``access_token`` in ``.dlt/secrets.toml``."""
@@ -120,32 +123,50 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
             )
         return str(token)
 
-    def build_source(
-        self,
-        window: Window | None = None,
-        stats: SyncStats | None = None,
-        loader_file_format: str | None = None,
-    ) -> DltSource:
-        """A fresh dlt source carrying the token, for one run (of one window, if given).
-
-        The Arrow route is taken only when dlt loads parquet, which it writes directly.
-        """
-        options = SyncOptions(
+    def options(self, window: Window | None = None, columnar: bool = False) -> SyncOptions:
+        """How a sync fetches, from this resource's settings."""
+        return SyncOptions(
             page_size=self.page_size,
             timeout=self.timeout_seconds,
             concurrency=self.concurrency,
             lookback_seconds=self.lookback_seconds,
             initial_cursor=self._initial_cursor(),
             window=window,
-            columnar=self.columnar and loader_file_format == "parquet",
+            columnar=self.columnar and columnar,
         )
+
+    def resources(self) -> tuple[CrmResource, ...]:
+        """The resource table with this resource's path overrides."""
+        return with_paths(self.path_overrides)
+
+    def build_source(
+        self,
+        window: Window | None = None,
+        stats: SyncStats | None = None,
+        loader_file_format: str | None = None,
+        listings: Mapping[str, Listing] | None = None,
+    ) -> DltSource:
+        """A fresh dlt source carrying the token, for one run (of one window, if given).
+
+        The Arrow route is taken only when dlt loads parquet, which it writes directly.
+        With ``listings``, the source lists every record for a deletion sweep.
+        """
         return crm_source(
             base_url=self.base_url,
             access_token=self.token(),
-            resources=with_paths(self.path_overrides),
-            options=options,
+            resources=self.resources(),
+            options=self.options(window, columnar=loader_file_format == "parquet"),
             stats=stats,
+            listings=listings,
         )
+
+    def page_readers(self, names: Iterable[str], stats: SyncStats) -> dict[str, PageReader]:
+        """Readers of single pages by ``modified_since``, per resource, for a sweep."""
+        by_name = {resource.name: resource for resource in self.resources()}
+        token, options = self.token(), self.options()
+        return {
+            name: page_reader(self.base_url, token, by_name[name], options, stats) for name in names
+        }
 
     def _initial_cursor(self) -> str:
         if not self.sync_start:
@@ -174,6 +195,31 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
     pipelines_dir: str | None = Field(
         default=None, description="Where dlt keeps its working files; dlt's default if unset."
     )
+    deletes: str = Field(
+        default=DEFAULT_DELETES,
+        description="How a sweep shows deletions: soft, hard or off (CRM_DELETES).",
+    )
+    sweep_max_share: str = Field(
+        default=str(DEFAULT_SWEEP_MAX_SHARE),
+        description="Most of a table's live rows one sweep may mark (CRM_SWEEP_MAX_SHARE).",
+    )
+
+    def delete_mode(self) -> DeleteMode | None:
+        """``soft`` or ``hard``; None when sweeps are off.
+
+        Raises:
+            InvalidSettingError: ``deletes`` is not soft, hard or off.
+        """
+        mode = self.deletes.strip().lower()
+        if mode not in DELETE_MODES:
+            raise InvalidSettingError(
+                "CRM_DELETES", f"{self.deletes!r} is not one of {', '.join(DELETE_MODES)}"
+            )
+        return None if mode == "off" else cast(DeleteMode, mode)
+
+    def max_share(self) -> float:
+        """The largest share of a table's live rows one sweep may mark."""
+        return share(self.sweep_max_share, "CRM_SWEEP_MAX_SHARE")
 
     def _duckdb_file(self) -> Path:
         # Absolute, because dlt resolves a relative path against the folder the pipeline was
@@ -292,6 +338,8 @@ def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, An
                 duckdb_memory_limit="CRM_DUCKDB_MEMORY_LIMIT",
                 dataset="CRM_DATASET",
                 pipelines_dir="CRM_PIPELINES_DIR",
+                deletes="CRM_DELETES",
+                sweep_max_share="CRM_SWEEP_MAX_SHARE",
             )
         ),
     }

@@ -1,25 +1,48 @@
-"""The schedule that keeps the warehouse current."""
+"""The schedules of the sync job: the incremental sync, and the weekly deletion sweep."""
 
 from __future__ import annotations
 
-from dagster import DefaultScheduleStatus, JobDefinition, ScheduleDefinition
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
+from dagster import DefaultScheduleStatus, ScheduleDefinition
+
+from crm_assets.constants import (
+    ASSETS_OP_NAME,
+    SWEEP_SCHEDULE_NAME,
+    SYNC_JOB_NAME,
+    SYNC_SCHEDULE_NAME,
+    TRIGGER_TAG,
 )
 
-from crm_assets.constants import SYNC_SCHEDULE_NAME, TRIGGER_TAG
 
-
-def build_sync_schedule(
-    job: JobDefinition | UnresolvedAssetJobDefinition, cron: str
-) -> ScheduleDefinition:
+def build_sync_schedule(cron: str) -> ScheduleDefinition:
     """Run the sync job on ``cron`` (UTC); on by default, so a new deployment stays current."""
     return ScheduleDefinition(
         name=SYNC_SCHEDULE_NAME,
-        job=job,
+        job_name=SYNC_JOB_NAME,
         cron_schedule=cron,
         execution_timezone="UTC",
         default_status=DefaultScheduleStatus.RUNNING,
         tags={TRIGGER_TAG: "schedule"},
         description="Incremental sync of the nine CRM assets.",
+    )
+
+
+def build_sweep_schedule(cron: str) -> ScheduleDefinition:
+    """Run a deletion sweep of the nine assets on ``cron`` (UTC); on by default.
+
+    A schedule rather than a sensor: a sweep is due by the calendar, not by an event, and a
+    schedule shows its next tick in the UI. Its run is an ordinary run of the sync job, so the
+    warehouse pool keeps it from overlapping any other sync.
+    """
+    return ScheduleDefinition(
+        name=SWEEP_SCHEDULE_NAME,
+        job_name=SYNC_JOB_NAME,
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        default_status=DefaultScheduleStatus.RUNNING,
+        run_config={"ops": {ASSETS_OP_NAME: {"config": {"sweep_deletes": True}}}},
+        tags={TRIGGER_TAG: "sweep"},
+        description=(
+            "Deletion sweep of the nine CRM assets: list every record, merge them, mark the "
+            "rows the CRM no longer lists (CRM_DELETES)."
+        ),
     )

@@ -31,6 +31,12 @@ from crm_assets.constants import (
     FRESHNESS_FAIL_INTERVALS,
     FRESHNESS_WARN_INTERVALS,
 )
+from crm_assets.deletions import (
+    DEFAULT_DELETES,
+    DEFAULT_SWEEP_CRON,
+    DEFAULT_SWEEP_MAX_SHARE,
+    DELETE_MODES,
+)
 from crm_assets.sources.crm.session import check_base_url
 from crm_assets.sources.crm.window import format_moment, parse_moment
 
@@ -84,10 +90,35 @@ def memory_limit_bytes(value: str) -> int:
     return size
 
 
-def _check_cron(cron: str) -> str:
+def _cron(env: Mapping[str, str], variable: str, default: str) -> str:
+    cron = env.get(variable) or default
     if not croniter.is_valid(cron):
-        raise InvalidSettingError("CRM_SYNC_CRON", f"{cron!r} is not a cron expression")
+        raise InvalidSettingError(variable, f"{cron!r} is not a cron expression")
     return cron
+
+
+def _delete_mode(env: Mapping[str, str]) -> str:
+    mode = (env.get("CRM_DELETES") or DEFAULT_DELETES).strip().lower()
+    if mode not in DELETE_MODES:
+        raise InvalidSettingError(
+            "CRM_DELETES", f"{mode!r} is not one of {', '.join(DELETE_MODES)}"
+        )
+    return mode
+
+
+def share(text: str, variable: str) -> float:
+    """A share between 0 (excluded) and 1, such as ``0.5``.
+
+    Raises:
+        InvalidSettingError: Naming ``variable`` and the expected form.
+    """
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise InvalidSettingError(variable, f"must be a number such as 0.5, got {text!r}") from exc
+    if not 0 < value <= 1:
+        raise InvalidSettingError(variable, f"must be above 0 and at most 1, got {text!r}")
+    return value
 
 
 def _positive_days(env: Mapping[str, str], variable: str, default: int) -> int:
@@ -132,6 +163,9 @@ class LocationSettings:
     reconcile_window: timedelta = timedelta(days=DEFAULT_RECONCILE_DAYS)
     sync_start: str | None = None
     """First incremental cursor; history backfills end there. None: the first sync loads all."""
+    deletes: str = DEFAULT_DELETES
+    """How a sweep shows deletions: soft, hard, or off (no sweep schedule)."""
+    sweep_cron: str = DEFAULT_SWEEP_CRON
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LocationSettings:
@@ -157,17 +191,20 @@ class LocationSettings:
                     "tell catalog from schema, rename the file (e.g. crm_warehouse.duckdb)",
                 )
             memory_limit_bytes(env.get("CRM_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT)
+        share(env.get("CRM_SWEEP_MAX_SHARE") or str(DEFAULT_SWEEP_MAX_SHARE), "CRM_SWEEP_MAX_SHARE")
         history_start = _moment(env, "CRM_HISTORY_START", DEFAULT_HISTORY_START)
         assert history_start is not None
         window_days = _positive_days(env, "CRM_BACKFILL_WINDOW_DAYS", DEFAULT_BACKFILL_WINDOW_DAYS)
         reconcile_days = _positive_days(env, "CRM_RECONCILE_DAYS", DEFAULT_RECONCILE_DAYS)
         return cls(
             destination=destination,
-            sync_cron=_check_cron(env.get("CRM_SYNC_CRON") or DEFAULT_SYNC_CRON),
+            sync_cron=_cron(env, "CRM_SYNC_CRON", DEFAULT_SYNC_CRON),
             history_start=history_start,
             backfill_window=timedelta(days=window_days),
             reconcile_window=timedelta(days=reconcile_days),
             sync_start=_moment(env, "CRM_SYNC_START", None),
+            deletes=_delete_mode(env),
+            sweep_cron=_cron(env, "CRM_SWEEP_CRON", DEFAULT_SWEEP_CRON),
         )
 
     @property

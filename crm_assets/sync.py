@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dlt
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
-from dagster._record import copy
 
+from crm_assets.config import CrmSyncConfig
+from crm_assets.deletions import DeletionSweep, TableSweep
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource, CrmWarehouseResource
-from crm_assets.sources.crm import RESOURCES
 from crm_assets.sources.crm.stats import ResourceStats, SyncStats
 from crm_assets.sources.crm.window import Window
-from crm_assets.warehouse_sql import TableProfile, profiles
+from crm_assets.warehouse_sql import TableProfile, ensure_deleted_column, profiles
 
-_CURSORS = {resource.name: resource.cursor for resource in RESOURCES}
+SWEEP_THREADS = 8
+"""Requests in flight at once while a sweep confirms its candidates."""
 
 
-def cursors(pipeline: dlt.Pipeline) -> dict[str, str | None]:
-    """The incremental cursor of every resource as the pipeline's state holds it."""
+def cursors(pipeline: dlt.Pipeline, names: Mapping[str, str]) -> dict[str, str | None]:
+    """The incremental cursor of each resource (name to cursor field) in the pipeline's state."""
     saved = pipeline.state.get("sources", {}).get("crm", {}).get("resources", {})
     return {
         name: saved.get(name, {}).get("incremental", {}).get(cursor, {}).get("last_value")
-        for name, cursor in _CURSORS.items()
+        for name, cursor in names.items()
     }
 
 
@@ -33,6 +34,12 @@ def _duration(pipeline: dlt.Pipeline) -> float:
     if trace is None or trace.finished_at is None:
         return 0.0
     return float((trace.finished_at - trace.started_at).total_seconds())
+
+
+def _load_id(pipeline: dlt.Pipeline) -> str | None:
+    trace = pipeline.last_trace
+    info = trace.last_load_info if trace else None
+    return info.loads_ids[-1] if info and info.loads_ids else None
 
 
 def sync_metadata(
@@ -63,16 +70,55 @@ def sync_metadata(
     return metadata
 
 
+def table_metadata(profile: TableProfile, swept: TableSweep | None) -> dict[str, Any]:
+    """Row counts after the run, and what a sweep found."""
+    metadata: dict[str, Any] = {
+        "dagster/row_count": MetadataValue.int(profile.rows),
+        "rows_live": MetadataValue.int(profile.live_rows),
+        "rows_marked_deleted": MetadataValue.int(0),
+    }
+    if swept is not None:
+        metadata.update({key: MetadataValue.int(value) for key, value in swept.counts().items()})
+        if swept.uncertain:
+            metadata["sweep_unconfirmed_because"] = MetadataValue.text(swept.uncertain)
+    return metadata
+
+
 def run_sync(
     context: AssetExecutionContext,
     dlt_resource: CrmDltResource,
     crm_api: CrmApiResource,
     warehouse: CrmWarehouseResource,
-    window: Window | None,
+    config: CrmSyncConfig,
 ) -> Iterator[Any]:
     """Sync the selected resources and yield one materialization per asset, with metadata."""
+    window = config.window()
+    if window is not None:
+        context.log.info(f"Backfilling the window {window.start} .. {window.end}")
+    sweep = _sweep(context, crm_api, warehouse) if config.sweep_deletes else None
     with warehouse.run_pipeline() as pipeline:
-        yield from _sync(context, pipeline, dlt_resource, crm_api, warehouse, window)
+        yield from _sync(context, pipeline, dlt_resource, crm_api, warehouse, window, sweep)
+
+
+def _sweep(
+    context: AssetExecutionContext, crm_api: CrmApiResource, warehouse: CrmWarehouseResource
+) -> DeletionSweep:
+    mode = warehouse.delete_mode()
+    if mode is None:
+        raise ValueError("sweep_deletes was asked for, but CRM_DELETES is off: nothing is swept")
+    selected = {key.path[-1] for key in context.selected_asset_keys}
+    resources = [resource for resource in crm_api.resources() if resource.name in selected]
+    context.log.info(
+        f"Sweeping deletions ({mode}) from {len(resources)} resources: listing every record"
+    )
+    return DeletionSweep(
+        resources,
+        crm_api.page_size,
+        crm_api.lookback_seconds,
+        mode,
+        warehouse.max_share(),
+        threads=min(SWEEP_THREADS, crm_api.concurrency),
+    )
 
 
 def _sync(
@@ -82,31 +128,58 @@ def _sync(
     crm_api: CrmApiResource,
     warehouse: CrmWarehouseResource,
     window: Window | None,
+    sweep: DeletionSweep | None,
 ) -> Iterator[Any]:
-    """One sync through ``pipeline``: dagster-dlt's run, then metadata per asset."""
+    """One sync through ``pipeline``: dagster-dlt's run, a sweep's marks, metadata per asset."""
     stats = SyncStats(log=context.log.info)
+    names = {resource.name: resource.cursor for resource in crm_api.resources()}
+    selected = {name: names[name] for name in (key.path[-1] for key in context.selected_asset_keys)}
     pipeline.sync_destination()
-    before = cursors(pipeline)
+    before = cursors(pipeline, names)
     loader_file_format = warehouse.loader_file_format()
     results = dlt_resource.run(
         context=context,
-        dlt_source=crm_api.build_source(window, stats, loader_file_format),
+        dlt_source=crm_api.build_source(
+            window, stats, loader_file_format, sweep.listings if sweep else None
+        ),
         dlt_pipeline=pipeline,
         loader_file_format=loader_file_format,
     )
-    selected = [key.path[-1] for key in context.selected_asset_keys]
     after: dict[str, str | None] = {}
-    row_counts: dict[str, TableProfile] = {}
+    tables: dict[str, TableProfile] = {}
+    swept: dict[str, TableSweep] = {}
     for result in results:
         if not isinstance(result, MaterializeResult) or result.asset_key is None:
             yield result
             continue
-        if not row_counts:
-            after = cursors(pipeline)
-            row_counts = profiles(pipeline, {table: _CURSORS[table] for table in selected})
+        if not tables:
+            ensure_deleted_column(pipeline, list(selected))
+            if sweep is not None:
+                readers = crm_api.page_readers(selected, stats)
+                swept = sweep.finish(pipeline, readers, _load_id(pipeline))
+                _log_sweep(context, swept)
+            after = cursors(pipeline, names)
+            tables = profiles(pipeline, selected)
         name = result.asset_key.path[-1]
         extra = sync_metadata(
             stats.of(name), _duration(pipeline), before[name], after[name], window
         )
-        extra["dagster/row_count"] = MetadataValue.int(row_counts[name].rows)
-        yield copy(result, metadata={**(result.metadata or {}), **extra})
+        extra.update(table_metadata(tables[name], swept.get(name)))
+        yield MaterializeResult(
+            asset_key=result.asset_key,
+            metadata={**(result.metadata or {}), **extra},
+            check_results=result.check_results,
+            data_version=result.data_version,
+            tags=result.tags,
+        )
+
+
+def _log_sweep(context: AssetExecutionContext, swept: Mapping[str, TableSweep]) -> None:
+    for name, table in sorted(swept.items()):
+        line = (
+            f"{name}: {table.candidates} rows not listed, {table.confirmed} confirmed gone, "
+            f"{table.marked} marked, {table.requests} confirmation requests"
+        )
+        if table.uncertain:
+            line += f"; nothing confirmed: {table.uncertain}"
+        context.log.info(line)

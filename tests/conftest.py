@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing
 from datetime import UTC
 from pathlib import Path
@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import psycopg2
 import pytest
-from dagster import AssetSelection, ExecuteInProcessResult, materialize
+from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
 
 from crm_assets.assets import build_crm_assets
 from crm_assets.checks import build_crm_checks
@@ -58,11 +58,12 @@ class Warehouse:
         self.postgres_url = postgres_url
         self.destination = "postgres" if postgres_url else "duckdb"
 
-    def resource(self) -> CrmWarehouseResource:
+    def resource(self, **settings: Any) -> CrmWarehouseResource:
         return CrmWarehouseResource(
             destination=self.destination,
             duckdb_path=str(self.path),
             pipelines_dir=str(self.pipelines_dir),
+            **settings,
         )
 
     def env(self) -> dict[str, str]:
@@ -85,6 +86,16 @@ class Warehouse:
 
     def ids(self, table: str) -> set[str]:
         return {row[0] for row in self.query(f"select id from crm.{table}")}
+
+    def live_ids(self, table: str) -> set[str]:
+        """Ids of the rows not marked deleted."""
+        rows = self.query(f"select id from crm.{table} where _crm_deleted_at is null")
+        return {row[0] for row in rows}
+
+    def deleted_ids(self, table: str) -> set[str]:
+        """Ids of the rows a sweep marked deleted."""
+        rows = self.query(f"select id from crm.{table} where _crm_deleted_at is not null")
+        return {row[0] for row in rows}
 
     def cursors(self, table: str) -> dict[str, str]:
         """Every id with its ``modifiedtime`` formatted as the CRM sends it."""
@@ -167,19 +178,38 @@ def sync(
     selection: AssetSelection | None = None,
     raise_on_error: bool = True,
     window: tuple[str, str] | None = None,
+    sweep: bool = False,
+    instance: DagsterInstance | None = None,
+    storage: Mapping[str, str] | None = None,
     **api: Any,
 ) -> ExecuteInProcessResult:
-    """Materialize the CRM assets against ``crm`` into ``warehouse`` (one window, if given)."""
-    config = {"window_start": window[0], "window_end": window[1]} if window else {}
+    """Materialize the CRM assets against ``crm`` into ``warehouse``.
+
+    One window, if given; a deletion sweep with ``sweep``; ``storage`` sets fields of the
+    warehouse resource (e.g. ``deletes``).
+    """
+    config: dict[str, Any] = {"window_start": window[0], "window_end": window[1]} if window else {}
+    if sweep:
+        config["sweep_deletes"] = True
     assets = build_crm_assets(warehouse.destination)
     return materialize(
         [assets, build_crm_checks(assets.keys)],
         selection=selection,
+        instance=instance,
         resources={
             "dlt": CrmDltResource(),
             "crm_api": CrmApiResource(base_url=crm.url, access_token=token, **api),
-            "warehouse": warehouse.resource(),
+            "warehouse": warehouse.resource(**(storage or {})),
         },
         raise_on_error=raise_on_error,
-        run_config={"ops": {"crm_dlt_assets": {"config": config}}},
+        run_config={"ops": {"crm_dlt_assets": {"config": config}}} if config else None,
     )
+
+
+def materialized(result: ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
+    """The metadata values of each asset's materialization in a run, by resource name."""
+    events = (event.materialization for event in result.get_asset_materialization_events())
+    return {
+        event.asset_key.path[-1]: {key: value.value for key, value in event.metadata.items()}
+        for event in events
+    }

@@ -124,7 +124,10 @@ def test_dagster_dev_serves_the_location_and_runs_a_sync(
     data = dev.graphql(DEFINITIONS_QUERY)
     [repository] = data["repositoriesOrError"]["nodes"]
     assert {job["name"] for job in repository["jobs"]} >= {SYNC_JOB_NAME}
-    assert [schedule["name"] for schedule in repository["schedules"]] == ["crm_sync_schedule"]
+    assert {schedule["name"] for schedule in repository["schedules"]} == {
+        "crm_sync_schedule",
+        "crm_sweep_schedule",
+    }
     assert {sensor["name"] for sensor in repository["sensors"]} == {
         "crm_freshness_sensor",
         "crm_backfill_sensor",

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from dagster import AssetKey, AssetSelection, ExecuteInProcessResult, materialize
@@ -19,6 +13,7 @@ from crm_assets.sources.crm import RESOURCES
 from crm_sandbox.data import PATHS
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
 from tests.conftest import Warehouse, on_every_destination, sync
+from tests.processes import kill_sync_process_when
 
 
 def assert_equal_to_truth(crm: CrmSandbox, warehouse: Warehouse) -> None:
@@ -126,49 +121,6 @@ def test_a_run_killed_during_extraction_then_a_normal_run_is_equal(
 
         sync(crm, warehouse)
         assert_equal_to_truth(crm, warehouse)
-
-
-def start_sync_process(
-    crm: CrmSandbox, warehouse: Warehouse, home: Path
-) -> subprocess.Popen[bytes]:
-    """``dagster job execute`` of the sync job in its own process group."""
-    home.mkdir()
-    env = {
-        **os.environ,
-        "CRM_BASE_URL": crm.url,
-        "CRM_ACCESS_TOKEN": DEFAULT_TOKEN,
-        **warehouse.env(),
-        "DAGSTER_HOME": str(home),
-    }
-    dagster = str(Path(sys.executable).parent / "dagster")
-    command = [dagster, "job", "execute", "-m", "crm_assets.definitions", "-j", "crm_sync_job"]
-    return subprocess.Popen(
-        command,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def kill_sync_process_when(
-    condition: Callable[[], bool], crm: CrmSandbox, warehouse: Warehouse, home: Path
-) -> None:
-    """Start a sync process and SIGKILL it as soon as ``condition`` holds."""
-    killed = start_sync_process(crm, warehouse, home)
-    try:
-        wait_for(condition, seconds=120)
-    finally:
-        os.killpg(killed.pid, signal.SIGKILL)
-        killed.wait(timeout=30)
-    assert killed.returncode == -signal.SIGKILL
-
-
-def wait_for(condition: Callable[[], bool], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the sync process"
-        time.sleep(0.05)
 
 
 @on_every_destination

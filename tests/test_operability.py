@@ -22,7 +22,7 @@ from crm_assets.resources import CrmApiResource
 from crm_assets.sources.crm import RESOURCES
 from crm_assets.sources.crm.stats import SyncStats
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
-from tests.conftest import Warehouse, sync
+from tests.conftest import Warehouse, materialized, sync
 
 CASES = AssetKey(["crm", "cases"])
 
@@ -31,14 +31,6 @@ def evaluations(result: ExecuteInProcessResult) -> dict[tuple[str, str], Any]:
     return {
         (evaluation.asset_key.path[-1], evaluation.check_name): evaluation
         for evaluation in result.get_asset_check_evaluations()
-    }
-
-
-def metadata(result: ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
-    events = (event.materialization for event in result.get_asset_materialization_events())
-    return {
-        event.asset_key.path[-1]: {key: value.value for key, value in event.metadata.items()}
-        for event in events
     }
 
 
@@ -123,7 +115,7 @@ def test_run_metadata_equals_the_sandbox_counts(
     crm = own_sandbox
     crm.faults.script("/cases", ["503", "429"])
 
-    found = metadata(sync(crm, warehouse))
+    found = materialized(sync(crm, warehouse))
 
     served = crm.stats()
     for resource in RESOURCES:
@@ -146,7 +138,7 @@ def test_run_metadata_equals_the_sandbox_counts(
 def test_a_window_run_records_its_window(sandbox: CrmSandbox, warehouse: Warehouse) -> None:
     window = ("2024-06-01T00:00:00.000000Z", "2024-07-01T00:00:00.000000Z")
 
-    found = metadata(
+    found = materialized(
         sync(sandbox, warehouse, window=window, selection=AssetSelection.assets(CASES))
     )
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from dagster import build_schedule_context
 
 from crm_assets.config import CrmSyncConfig
 from crm_assets.definitions import build_definitions
@@ -42,6 +44,10 @@ def test_freshness_windows_follow_an_overridden_cron() -> None:
         ({"CRM_RECONCILE_DAYS": "0"}, "CRM_RECONCILE_DAYS", "at least 1 day"),
         ({"CRM_HISTORY_START": "last year"}, "CRM_HISTORY_START", "ISO-8601"),
         ({"CRM_SYNC_START": "2024-13-01"}, "CRM_SYNC_START", "ISO-8601"),
+        ({"CRM_DELETES": "archive"}, "CRM_DELETES", "not one of soft, hard, off"),
+        ({"CRM_SWEEP_CRON": "weekly"}, "CRM_SWEEP_CRON", "not a cron expression"),
+        ({"CRM_SWEEP_MAX_SHARE": "half"}, "CRM_SWEEP_MAX_SHARE", "a number such as 0.5"),
+        ({"CRM_SWEEP_MAX_SHARE": "0"}, "CRM_SWEEP_MAX_SHARE", "above 0 and at most 1"),
         (
             {"CRM_DUCKDB_PATH": "w/sales.duckdb", "CRM_DATASET": "sales"},
             "CRM_DUCKDB_PATH",
@@ -81,8 +87,27 @@ def test_backfill_settings_are_normalised() -> None:
         ({"window_start": "2024-01-01T00:00:00Z"}, "must be set together"),
         ({"window_start": "2024-02-01", "window_end": "2024-01-01"}, "must be after"),
         ({"window_start": "soon", "window_end": "2024-01-01"}, "window_start must be an ISO"),
+        (
+            {"window_start": "2024-01-01", "window_end": "2024-02-01", "sweep_deletes": True},
+            "sweep_deletes lists every record",
+        ),
     ],
 )
-def test_a_bad_backfill_window_is_refused(config: dict[str, str], problem: str) -> None:
+def test_a_bad_backfill_window_is_refused(config: dict[str, Any], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         CrmSyncConfig(**config).window()
+
+
+def test_the_sweep_schedule_is_weekly_and_follows_its_settings() -> None:
+    default = build_definitions({}).resolve_schedule_def("crm_sweep_schedule")
+    custom = build_definitions({"CRM_SWEEP_CRON": "0 2 1 * *", "CRM_DELETES": "hard"})
+
+    assert default.cron_schedule == "0 3 * * 0"
+    assert default.execution_timezone == "UTC"
+    assert default.job_name == "crm_sync_job"
+    [request] = default.evaluate_tick(build_schedule_context()).run_requests or []
+    assert request.run_config == {"ops": {"crm_dlt_assets": {"config": {"sweep_deletes": True}}}}
+    assert request.tags["crm/trigger"] == "sweep"
+    assert custom.resolve_schedule_def("crm_sweep_schedule").cron_schedule == "0 2 1 * *"
+    off = build_definitions({"CRM_DELETES": "off"})
+    assert [schedule.name for schedule in off.schedules or []] == ["crm_sync_schedule"]

@@ -58,6 +58,7 @@ def page_checker(
     secret: str,
     stats: SyncStats | None = None,
     observe: Callable[[int], None] | None = None,
+    on_page: Callable[[int, list[dict[str, Any]]], None] | None = None,
 ) -> Callable[[Response], Response]:
     """Build the response hook of ``resource``.
 
@@ -66,8 +67,9 @@ def page_checker(
     (with orjson), takes the records at ``DATA_SELECTOR`` (the seed's ``list.*.record``), and
     hands dlt that list, so dlt's selector is ``$`` and no JSONPath runs per page.
     ``secret`` is redacted from any server text quoted in an error. Every response and page
-    is counted in ``stats``, and every status is passed to ``observe`` (the prefetch limit
-    slows down on 429).
+    is counted in ``stats``, every status is passed to ``observe`` (the prefetch limit
+    slows down on 429), and every checked page's number and records to ``on_page`` (a
+    sweep's listing).
     """
     counts = stats or SyncStats()
 
@@ -100,6 +102,8 @@ def page_checker(
         records = [item[RECORD_KEY] for item in body[LIST_KEY]]
         response.json = lambda **_: records  # type: ignore[method-assign]
         counts.page(resource, len(records))
+        if on_page is not None and page.isdigit():
+            on_page(int(page), records)
         return response
 
     return check

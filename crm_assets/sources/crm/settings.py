@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from dlt.common.jsonpath import compile_path
+from dlt.common.schema.typing import TTableSchemaColumns
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,16 @@ jsonpath-ng builds a new parser each time: about a millisecond per page."""
 TIMESTAMP_FIELDS: Final = ("createdtime",)
 """Timestamps besides each resource's cursor that the contract names (nullable)."""
 PRIMARY_KEY: Final = "id"
+
+DELETED_COLUMN: Final = "_crm_deleted_at"
+"""When a deletion sweep found the record gone from the CRM (UTC); null while it is listed.
+
+Every table declares it, so it exists before the first sweep; a record fetched again
+(restored in the CRM) replaces its row, and the column is null again."""
+
+DELETED_HINT: Final[TTableSchemaColumns] = {
+    DELETED_COLUMN: {"name": DELETED_COLUMN, "data_type": "timestamp", "nullable": True}
+}
 WRITE_DISPOSITION: Final = "merge"
 
 RETRY_STATUSES: tuple[int, ...] = (429, 500, 502, 503, 504)

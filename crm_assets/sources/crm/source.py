@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import dlt
 from dlt.extract.resource import DltResource
 from dlt.sources.rest_api import rest_api_resources
-from dlt.sources.rest_api.typing import EndpointResource, RESTAPIConfig
-from requests import Session
+from dlt.sources.rest_api.typing import Endpoint, EndpointResource, RESTAPIConfig
+from requests import Response, Session
 
 from crm_assets.sources.crm.columnar import DLT_COLUMN_HINTS, ColumnarPages
 from crm_assets.sources.crm.pages import page_checker
 from crm_assets.sources.crm.paginator import PageLimitPaginator
 from crm_assets.sources.crm.prefetch import DEFAULT_CONCURRENCY, AdaptiveLimit, Prefetcher
 from crm_assets.sources.crm.recent import SkipUnchanged
-from crm_assets.sources.crm.session import check_base_url, crm_session
+from crm_assets.sources.crm.session import CrmHttp, check_base_url
 from crm_assets.sources.crm.settings import (
     DEFAULT_LOOKBACK_SECONDS,
+    DELETED_HINT,
     INITIAL_CURSOR,
     PAGE_SIZE,
     PRIMARY_KEY,
@@ -32,6 +33,7 @@ from crm_assets.sources.crm.settings import (
     CrmResource,
 )
 from crm_assets.sources.crm.stats import SyncStats
+from crm_assets.sources.crm.sweep import Listing, PageReader
 from crm_assets.sources.crm.timestamps import AfterIncremental, ParseTimestamps
 from crm_assets.sources.crm.window import Window
 
@@ -78,11 +80,11 @@ def _incremental(resource: CrmResource, options: SyncOptions) -> dict[str, Any]:
 
 
 def _session(options: SyncOptions) -> tuple[Session, AdaptiveLimit]:
-    session = crm_session(options.timeout)
+    http = CrmHttp(options.timeout)
     limit = AdaptiveLimit(options.concurrency)
-    if options.concurrency > 1:
-        session.send = Prefetcher(session.send, limit, options.page_size)  # type: ignore[method-assign]
-    return session, limit
+    if options.concurrency == 1:
+        return http.front_session(), limit
+    return http.front_session(Prefetcher(http.send, limit, options.page_size)), limit
 
 
 def rest_api_config(
@@ -91,31 +93,39 @@ def rest_api_config(
     resources: Sequence[CrmResource] = RESOURCES,
     options: SyncOptions | None = None,
     stats: SyncStats | None = None,
+    listings: Mapping[str, Listing] | None = None,
 ) -> RESTAPIConfig:
     """The seed's ``rest_api_source`` configuration, made valid for dlt.
 
     Differences from the seed: a :class:`PageLimitPaginator` instance per resource instead
     of the rejected paginator dict; a session carrying the seed's retry policy and
     prefetching the next pages; a response check per resource that fails clearly on a
-    malformed page; an incremental cursor sent as ``modified_since``; and ``dedup_sort`` so
-    the newest version of an ``id`` wins.
+    malformed page; an incremental cursor sent as ``modified_since``; ``dedup_sort`` so
+    the newest version of an ``id`` wins; and the deletion mark column.
+
+    With ``listings`` (a deletion sweep), every resource lists all its records, leaves its
+    cursor alone, and records the edges of its pages in its listing.
     """
     options = options or SyncOptions()
     session, limit = _session(options)
 
     def endpoint(resource: CrmResource) -> EndpointResource:
-        check = page_checker(resource.name, access_token, stats, limit.observe)
+        listing = listings.get(resource.name) if listings is not None else None
+        on_page = listing.record if listing is not None else None
+        check = page_checker(resource.name, access_token, stats, limit.observe, on_page)
         dlt_columns = DLT_COLUMN_HINTS if options.columnar else {}
+        endpoint: Endpoint = {
+            "path": resource.path,
+            "data_selector": RECORDS_SELECTOR,
+            "paginator": PageLimitPaginator(limit=options.page_size),
+            "response_actions": [check],
+        }
+        if listings is None:
+            endpoint["incremental"] = _incremental(resource, options)  # type: ignore[typeddict-item]
         return {
             "name": resource.name,
-            "columns": {resource.cursor: {"dedup_sort": "desc"}, **dlt_columns},
-            "endpoint": {
-                "path": resource.path,
-                "data_selector": RECORDS_SELECTOR,
-                "paginator": PageLimitPaginator(limit=options.page_size),
-                "response_actions": [check],
-                "incremental": _incremental(resource, options),  # type: ignore[typeddict-item]
-            },
+            "columns": {resource.cursor: {"dedup_sort": "desc"}, **DELETED_HINT, **dlt_columns},
+            "endpoint": endpoint,
         }
 
     return {
@@ -136,6 +146,7 @@ def crm_source(
     resources: Sequence[CrmResource] = RESOURCES,
     options: SyncOptions | None = None,
     stats: SyncStats | None = None,
+    listings: Mapping[str, Listing] | None = None,
 ) -> list[DltResource]:
     """The CRM resources, each merged into a table of its name by ``id``.
 
@@ -145,17 +156,51 @@ def crm_source(
         resources: The resource table (see ``settings.RESOURCES``).
         options: How to fetch: page size, timeout, concurrency, lookback, window.
         stats: Collects requests, pages and retries per resource, and logs progress.
+        listings: For a deletion sweep: every resource lists all its records and records
+            its pages' edges here (see ``sweep``).
     """
     if not access_token:
         raise ValueError("the CRM access token is empty: set CRM_ACCESS_TOKEN")
     options = options or SyncOptions()
     dlt_resources = rest_api_resources(
-        rest_api_config(base_url, access_token, resources, options, stats)
+        rest_api_config(base_url, access_token, resources, options, stats, listings)
     )
     for resource, spec in zip(dlt_resources, resources, strict=True):
-        if options.window is None:
+        if options.window is None and listings is None:
             resource.add_filter(SkipUnchanged(spec.name, spec.cursor, options.lookback_seconds))
         resource.add_step(AfterIncremental(ParseTimestamps((spec.cursor, *TIMESTAMP_FIELDS))))
         if options.columnar:
             resource.add_step(ColumnarPages(spec.name, PRIMARY_KEY))
     return dlt_resources
+
+
+def page_reader(
+    base_url: str,
+    access_token: str,
+    resource: CrmResource,
+    options: SyncOptions | None = None,
+    stats: SyncStats | None = None,
+) -> PageReader:
+    """Reads page 1 of ``resource`` from a ``modified_since``, as a sweep confirms candidates.
+
+    Requests carry the token, go through the same retry policy and page check as the sync's,
+    and are counted in ``stats``; any thread may call it.
+    """
+    options = options or SyncOptions()
+    http = CrmHttp(options.timeout)
+    check = page_checker(resource.name, access_token, stats)
+    url = f"{check_base_url(base_url)}{resource.path}"
+    headers = {"Authorization": f"Bearer {access_token}"}
+
+    def hook(response: Response, **_: Any) -> Response:
+        return check(response)
+
+    def read(since: str, limit: int) -> list[dict[str, Any]]:
+        params: dict[str, str | int] = {"page": 1, "limit": limit, SINCE_PARAM: since}
+        response = http.session().get(
+            url, params=params, headers=headers, hooks={"response": hook}
+        )
+        records: list[dict[str, Any]] = response.json()
+        return records
+
+    return read

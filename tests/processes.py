@@ -1,0 +1,63 @@
+"""A sync in its own process, killed at a chosen moment."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
+from tests.conftest import Warehouse
+
+
+def start_sync_process(
+    crm: CrmSandbox, warehouse: Warehouse, home: Path, config: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """``dagster job execute`` of the sync job (with a run config file) in its own group."""
+    home.mkdir()
+    env = {
+        **os.environ,
+        "CRM_BASE_URL": crm.url,
+        "CRM_ACCESS_TOKEN": DEFAULT_TOKEN,
+        **warehouse.env(),
+        "DAGSTER_HOME": str(home),
+    }
+    dagster = str(Path(sys.executable).parent / "dagster")
+    command = [dagster, "job", "execute", "-m", "crm_assets.definitions", "-j", "crm_sync_job"]
+    if config is not None:
+        command += ["-c", str(config)]
+    return subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def kill_sync_process_when(
+    condition: Callable[[], bool],
+    crm: CrmSandbox,
+    warehouse: Warehouse,
+    home: Path,
+    config: Path | None = None,
+) -> None:
+    """Start a sync process and SIGKILL it as soon as ``condition`` holds."""
+    killed = start_sync_process(crm, warehouse, home, config)
+    try:
+        wait_for(condition, seconds=120)
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+    assert killed.returncode == -signal.SIGKILL
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the sync process"
+        time.sleep(0.05)

@@ -1,0 +1,298 @@
+"""Deletion sweeps against the sandbox: marked or removed exactly, never a live record."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from dagster import AssetCheckEvaluation, AssetKey, AssetSelection, DagsterInstance
+
+from crm_assets.sources.crm import RESOURCES
+from crm_sandbox.data import PATHS
+from crm_sandbox.server import CrmSandbox
+from tests.conftest import Warehouse, materialized, on_every_destination, sync
+from tests.processes import kill_sync_process_when
+
+ACCOUNTS = AssetSelection.assets(AssetKey(["crm", "accounts"]))
+DELETED_PER_PATH = 7
+
+
+def delete_everywhere(crm: CrmSandbox) -> dict[str, set[str]]:
+    """Delete records on every path; the deleted ids per table."""
+    by_path = {path: set(crm.delete(path, DELETED_PER_PATH)) for path in PATHS}
+    return {resource.name: by_path[resource.path] for resource in RESOURCES}
+
+
+def assert_live_rows_equal_the_crm(crm: CrmSandbox, warehouse: Warehouse) -> None:
+    for resource in RESOURCES:
+        assert warehouse.live_ids(resource.name) == set(crm.truth(resource.path)), resource.name
+
+
+def checks(result: Any) -> dict[tuple[str, str], AssetCheckEvaluation]:
+    return {
+        (evaluation.asset_key.path[-1], evaluation.check_name): evaluation
+        for evaluation in result.get_asset_check_evaluations()
+    }
+
+
+@on_every_destination
+def test_a_soft_sweep_marks_exactly_the_deleted_records(
+    own_sandbox: CrmSandbox, warehouse: Warehouse
+) -> None:
+    crm = own_sandbox
+    with DagsterInstance.ephemeral() as instance:
+        sync(crm, warehouse, instance=instance)
+        deleted = delete_everywhere(crm)
+        crm.modify("/cases", 3)
+
+        result = sync(crm, warehouse, sweep=True, instance=instance)
+
+    assert_live_rows_equal_the_crm(crm, warehouse)
+    found = materialized(result)
+    for name, ids in deleted.items():
+        assert warehouse.deleted_ids(name) == ids, name
+        assert warehouse.ids(name) >= ids, name
+        assert found[name]["rows_marked_deleted"] == DELETED_PER_PATH
+        assert found[name]["sweep_confirmed"] == DELETED_PER_PATH
+        assert found[name]["rows_live"] == 120 - DELETED_PER_PATH
+        assert found[name]["dagster/row_count"] == 120
+    live_cases = {
+        key: value
+        for key, value in warehouse.cursors("cases").items()
+        if key not in deleted["cases"]
+    }
+    assert live_cases == crm.truth("/cases")
+    assert all(evaluation.passed for evaluation in checks(result).values())
+
+
+@on_every_destination
+def test_a_hard_sweep_removes_the_deleted_records_and_their_child_rows(
+    own_sandbox: CrmSandbox, warehouse: Warehouse
+) -> None:
+    crm = own_sandbox
+    with DagsterInstance.ephemeral() as instance:
+        sync(crm, warehouse, instance=instance)
+        tagged = {
+            key for key, record in crm.data.store("/accounts").records.items() if record["Tags"]
+        }
+        deleted = delete_everywhere(crm)
+        assert deleted["accounts"] & tagged, "pick a seed that deletes an account with tags"
+
+        result = sync(crm, warehouse, sweep=True, instance=instance, storage={"deletes": "hard"})
+
+    for resource in RESOURCES:
+        assert warehouse.ids(resource.name) == set(crm.truth(resource.path)), resource.name
+    parents = warehouse.query(
+        "select distinct p.id from crm.accounts__tags c "
+        "join crm.accounts p on c._dlt_root_id = p._dlt_id"
+    )
+    orphans = warehouse.query(
+        "select count(*) from crm.accounts__tags c "
+        "where not exists (select 1 from crm.accounts p where p._dlt_id = c._dlt_root_id)"
+    )
+    assert {row[0] for row in parents} == tagged - deleted["accounts"]
+    assert orphans == [(0,)]
+    found = materialized(result)
+    assert {found[name]["rows_marked_deleted"] for name in deleted} == {DELETED_PER_PATH}
+    assert {found[name]["dagster/row_count"] for name in deleted} == {120 - DELETED_PER_PATH}
+    assert all(evaluation.passed for evaluation in checks(result).values())
+
+
+def test_a_restored_record_is_live_again_after_the_next_sync(
+    own_sandbox: CrmSandbox, warehouse: Warehouse
+) -> None:
+    crm = own_sandbox
+    sync(crm, warehouse, selection=ACCOUNTS)
+    deleted = crm.delete("/accounts", 4)
+    sync(crm, warehouse, selection=ACCOUNTS, sweep=True)
+    assert warehouse.deleted_ids("accounts") == set(deleted)
+
+    crm.restore("/accounts", deleted[:2])
+    sync(crm, warehouse, selection=ACCOUNTS)
+
+    assert warehouse.deleted_ids("accounts") == set(deleted[2:])
+    assert warehouse.live_ids("accounts") == set(crm.truth("/accounts"))
+
+
+def test_an_incremental_sync_after_a_sweep_keeps_the_marks(
+    own_sandbox: CrmSandbox, warehouse: Warehouse
+) -> None:
+    crm = own_sandbox
+    sync(crm, warehouse, selection=ACCOUNTS)
+    deleted = set(crm.delete("/accounts", 5))
+    sync(crm, warehouse, selection=ACCOUNTS, sweep=True)
+    marked_at = warehouse.query(
+        "select id, _crm_deleted_at from crm.accounts where _crm_deleted_at is not null"
+    )
+
+    crm.modify("/accounts", 6)
+    crm.add("/accounts", 2)
+    crm.reset_stats()
+    sync(crm, warehouse, selection=ACCOUNTS)
+
+    assert crm.stats()["requests"] == {"/accounts": 1}, "the sweep kept the incremental cursor"
+
+    assert warehouse.deleted_ids("accounts") == deleted
+    assert (
+        warehouse.query(
+            "select id, _crm_deleted_at from crm.accounts where _crm_deleted_at is not null"
+        )
+        == marked_at
+    )
+    assert warehouse.live_ids("accounts") == set(crm.truth("/accounts"))
+
+
+def drift(crm: CrmSandbox, change: Callable[[list[str]], object]) -> dict[str, str]:
+    """Before page 2 of /accounts is answered, change a record of page 1.
+
+    Returns the record of page 1 that was changed and the record then at the head of page 2,
+    which the listing skips: it moves up onto page 1, already listed.
+    """
+    store = crm.data.store("/accounts")
+    seen: dict[str, str] = {}
+
+    def act() -> None:
+        seen["changed"] = store.order[10][1]
+        seen["skipped"] = store.order[100][1]
+        change([seen["changed"]])
+
+    crm.on_request("/accounts", crm.stats()["requests"].get("/accounts", 0) + 2, act)
+    return seen
+
+
+@pytest.mark.parametrize("kind", ["delete", "modify"])
+@pytest.mark.parametrize("concurrency", [1, 32])
+def test_a_record_skipped_by_drift_during_the_sweep_is_not_marked(
+    own_sandbox: CrmSandbox, warehouse: Warehouse, kind: str, concurrency: int
+) -> None:
+    crm = own_sandbox
+    store = crm.data.store("/accounts")
+    sync(crm, warehouse, selection=ACCOUNTS)
+    deleted_before = set(crm.delete("/accounts", 3))
+    seen = drift(crm, store.delete if kind == "delete" else store.modify)
+
+    result = sync(crm, warehouse, selection=ACCOUNTS, sweep=True, concurrency=concurrency)
+
+    found = materialized(result)["accounts"]
+    assert found["sweep_candidates"] == len(deleted_before) + 1, "the listing skipped a record"
+    assert seen["skipped"] in warehouse.live_ids("accounts")
+    assert warehouse.deleted_ids("accounts") == deleted_before
+    assert found["rows_marked_deleted"] == len(deleted_before)
+
+    sync(crm, warehouse, selection=ACCOUNTS, sweep=True)
+    gone = deleted_before | ({seen["changed"]} if kind == "delete" else set())
+    assert warehouse.deleted_ids("accounts") == gone
+    assert warehouse.live_ids("accounts") == set(crm.truth("/accounts"))
+
+
+def test_a_sweep_that_fails_marks_nothing_and_keeps_the_cursor(
+    own_sandbox: CrmSandbox, warehouse: Warehouse
+) -> None:
+    crm = own_sandbox
+    sync(crm, warehouse, selection=ACCOUNTS)
+    cursor = warehouse.cursor("accounts")
+    crm.delete("/accounts", 4)
+    requests = crm.stats()["requests"]["/accounts"]
+    crm.on_request("/accounts", requests + 3, lambda: crm.faults.script("/accounts", ["401"]))
+
+    failed = sync(crm, warehouse, selection=ACCOUNTS, sweep=True, raise_on_error=False)
+
+    assert not failed.success
+    assert crm.stats()["statuses"]["401"] == 1
+    assert warehouse.deleted_ids("accounts") == set()
+    assert warehouse.cursor("accounts") == cursor
+
+
+def test_a_sweep_refuses_to_mark_most_of_a_table(
+    own_sandbox: CrmSandbox, warehouse: Warehouse
+) -> None:
+    crm = own_sandbox
+    sync(crm, warehouse, selection=ACCOUNTS)
+    deleted = set(crm.delete("/accounts", 70))
+
+    refused = sync(crm, warehouse, selection=ACCOUNTS, sweep=True, raise_on_error=False)
+
+    [failure] = [event for event in refused.all_events if event.is_step_failure]
+    message = str(failure.step_failure_data.error)
+    assert (
+        "CRM_SWEEP_MAX_SHARE: the sweep would mark 70 of the 120 live rows of accounts" in message
+    )
+    assert warehouse.deleted_ids("accounts") == set()
+
+    sync(crm, warehouse, selection=ACCOUNTS, sweep=True, storage={"sweep_max_share": "1"})
+    assert warehouse.deleted_ids("accounts") == deleted
+
+
+def test_a_sweep_with_deletes_off_is_refused(own_sandbox: CrmSandbox, warehouse: Warehouse) -> None:
+    sync(own_sandbox, warehouse, selection=ACCOUNTS)
+    own_sandbox.delete("/accounts", 2)
+
+    refused = sync(
+        own_sandbox,
+        warehouse,
+        selection=ACCOUNTS,
+        sweep=True,
+        storage={"deletes": "off"},
+        raise_on_error=False,
+    )
+
+    [failure] = [event for event in refused.all_events if event.is_step_failure]
+    assert "CRM_DELETES is off" in str(failure.step_failure_data.error)
+    assert warehouse.deleted_ids("accounts") == set()
+
+
+def test_the_row_count_check_allows_exactly_the_rows_the_sweep_marked(
+    own_sandbox: CrmSandbox, warehouse: Warehouse
+) -> None:
+    crm = own_sandbox
+    checks_only = AssetSelection.checks_for_assets(AssetKey(["crm", "accounts"]))
+    with DagsterInstance.ephemeral() as instance:
+        sync(crm, warehouse, selection=ACCOUNTS, instance=instance)
+        crm.delete("/accounts", 6)
+        swept = sync(crm, warehouse, selection=ACCOUNTS, sweep=True, instance=instance)
+        assert checks(swept)[("accounts", "row_count_did_not_drop")].passed
+        with duckdb.connect(str(warehouse.path)) as connection:
+            connection.execute(
+                "delete from crm.accounts where id in "
+                "(select id from crm.accounts where _crm_deleted_at is null limit 1)"
+            )
+
+        rechecked = sync(crm, warehouse, selection=checks_only, instance=instance)
+
+    check = checks(rechecked)[("accounts", "row_count_did_not_drop")]
+    assert not check.passed
+    assert check.metadata["row_count"].value == 120 - 6 - 1
+    assert check.metadata["previous_row_count"].value == 120
+    assert check.metadata["rows_marked_deleted"].value == 6
+
+
+def test_a_sweep_killed_while_confirming_marks_nothing_and_keeps_the_cursor(
+    own_sandbox: CrmSandbox, warehouse: Warehouse, tmp_path: Path
+) -> None:
+    crm = own_sandbox
+    sync(crm, warehouse, selection=ACCOUNTS)
+    cursor = warehouse.cursor("accounts")
+    deleted = set(crm.delete("/accounts", 5))
+    confirming, killed = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        confirming.set()
+        killed.wait(timeout=120)
+
+    listing_requests = 2  # two pages of /accounts; the third request confirms
+    crm.on_request("/accounts", crm.stats()["requests"]["/accounts"] + listing_requests + 1, hold)
+    config = tmp_path / "sweep.yaml"
+    config.write_text("ops:\n  crm_dlt_assets:\n    config:\n      sweep_deletes: true\n")
+    try:
+        kill_sync_process_when(confirming.is_set, crm, warehouse, tmp_path / "home", config)
+    finally:
+        killed.set()
+
+    assert warehouse.deleted_ids("accounts") == set()
+    assert warehouse.cursor("accounts") == cursor
+    sync(crm, warehouse, selection=ACCOUNTS, sweep=True)
+    assert warehouse.deleted_ids("accounts") == deleted
