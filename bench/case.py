@@ -2,8 +2,9 @@
 
 Kinds: ``fetch`` (fetch and parse every page, nothing stored), ``bare`` (dlt's
 ``rest_api_source`` with the seed's config made valid, dlt's default settings), ``ours``
-(the nine assets materialized as crm_sync_job runs them), ``memory`` (``ours`` with every
-page read beforehand and served from memory: ``memory_served.py``).
+(the nine assets materialized as crm_sync_job runs them), ``sweep`` (a deletion sweep of
+them), ``memory`` (``ours`` with every page read beforehand and served from memory:
+``memory_served.py``).
 """
 
 from __future__ import annotations
@@ -107,8 +108,11 @@ def deployment() -> tuple[Any, Any]:
     return DagsterInstance.ephemeral(), build_crm_assets("duckdb")
 
 
-def ours(url: str, work: Path, instance: Any, assets: Any) -> int:
-    """The nine assets materialized in process, as crm_sync_job runs them."""
+def ours(url: str, work: Path, instance: Any, assets: Any, sweep: bool = False) -> int:
+    """The nine assets materialized in process, as crm_sync_job runs them (a sweep, if asked).
+
+    Returns the rows loaded, or for a sweep the rows it marked deleted.
+    """
     from dagster import materialize
 
     from crm_assets.dlt_resource import CrmDltResource
@@ -125,18 +129,21 @@ def ours(url: str, work: Path, instance: Any, assets: Any) -> int:
                 pipelines_dir=str(work / "pipelines"),
             ),
         },
+        run_config={"ops": {"crm_dlt_assets": {"config": {"sweep_deletes": True}}}}
+        if sweep
+        else None,
     )
+    key = "rows_marked_deleted" if sweep else "rows_loaded"
     rows = 0
     for event in result.get_asset_materialization_events():
-        materialization = event.materialization
-        rows += int(materialization.metadata["rows_loaded"].value)  # type: ignore[arg-type]
+        rows += int(event.materialization.metadata[key].value)  # type: ignore[arg-type]
     return rows
 
 
 def main() -> int:
     """Import what the kind needs, then time only the operation."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=["fetch", "bare", "ours", "memory"])
+    parser.add_argument("kind", choices=["fetch", "bare", "ours", "sweep", "memory"])
     parser.add_argument("--url", required=True)
     parser.add_argument("--work", type=Path, required=True)
     args = parser.parse_args()
@@ -145,12 +152,13 @@ def main() -> int:
         import dlt  # noqa: F401  (imports are not part of the measured time)
     if args.kind == "memory":
         return from_memory(args.url, args.work)
-    instance, assets = deployment() if args.kind == "ours" else (None, None)
+    instance, assets = deployment() if args.kind in ("ours", "sweep") else (None, None)
     started = time.perf_counter()
     operation: dict[str, Any] = {
         "fetch": lambda: fetch(args.url),
         "bare": lambda: bare(args.url, args.work),
         "ours": lambda: ours(args.url, args.work, instance, assets),
+        "sweep": lambda: ours(args.url, args.work, instance, assets, sweep=True),
     }
     rows = operation[args.kind]()
     print(json.dumps({"seconds": time.perf_counter() - started, "rows": rows}))

@@ -9,6 +9,7 @@ so a sweep that fails or is killed before it marks nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -72,7 +73,7 @@ class DeletionSweep:
         lookback_seconds: Clock skew allowed between this machine and the CRM.
         mode: ``soft`` marks rows, ``hard`` removes them.
         max_share: The largest share of a table's live rows one sweep may mark.
-        threads: Confirmation requests in flight at once.
+        threads: Confirmation requests in flight at once, across the tables.
         clock: The current time (UTC).
     """
 
@@ -110,13 +111,23 @@ class DeletionSweep:
         Raises:
             SweepRefusedError: A table would lose more than ``max_share`` of its live rows.
         """
-        found: dict[str, Confirmation] = {}
-        for name, resource in self.resources.items():
-            rows = unlisted_live_rows(pipeline, name, resource.cursor, load_id)
-            candidates = candidates_of(rows)
-            found[name] = confirm(
-                candidates, self.listings[name], readers[name], self.horizon, self.threads
-            )
+        candidates = {
+            name: candidates_of(unlisted_live_rows(pipeline, name, resource.cursor, load_id))
+            for name, resource in self.resources.items()
+        }
+        with (
+            ThreadPoolExecutor(self.threads, thread_name_prefix="crm-sweep") as reads,
+            ThreadPoolExecutor(len(candidates) or 1, thread_name_prefix="crm-table") as tables,
+        ):
+            futures = {
+                name: tables.submit(
+                    confirm, held, self.listings[name], readers[name], self.horizon, reads
+                )
+                for name, held in candidates.items()
+            }
+            found: dict[str, Confirmation] = {
+                name: future.result() for name, future in futures.items()
+            }
         self._check_shares(pipeline, {name: len(entry.confirmed) for name, entry in found.items()})
         marks = {name: entry.confirmed for name, entry in found.items() if entry.confirmed}
         marked = mark_deleted(pipeline, marks, self.mode, self._clock()) if marks else {}

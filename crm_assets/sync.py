@@ -16,9 +16,6 @@ from crm_assets.sources.crm.stats import ResourceStats, SyncStats
 from crm_assets.sources.crm.window import Window
 from crm_assets.warehouse_sql import TableProfile, ensure_deleted_column, profiles
 
-SWEEP_THREADS = 8
-"""Requests in flight at once while a sweep confirms its candidates."""
-
 
 def cursors(pipeline: dlt.Pipeline, names: Mapping[str, str]) -> dict[str, str | None]:
     """The incremental cursor of each resource (name to cursor field) in the pipeline's state."""
@@ -117,7 +114,7 @@ def _sweep(
         crm_api.lookback_seconds,
         mode,
         warehouse.max_share(),
-        threads=min(SWEEP_THREADS, crm_api.concurrency),
+        threads=crm_api.concurrency,
     )
 
 

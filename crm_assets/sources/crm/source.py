@@ -8,9 +8,10 @@ from typing import Any
 
 import dlt
 from dlt.extract.resource import DltResource
+from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.rest_api import rest_api_resources
 from dlt.sources.rest_api.typing import Endpoint, EndpointResource, RESTAPIConfig
-from requests import Response, Session
+from requests import Request, Response, Session
 
 from crm_assets.sources.crm.columnar import DLT_COLUMN_HINTS, ColumnarPages
 from crm_assets.sources.crm.pages import page_checker
@@ -187,19 +188,19 @@ def page_reader(
     and are counted in ``stats``; any thread may call it.
     """
     options = options or SyncOptions()
-    http = CrmHttp(options.timeout)
+    front = CrmHttp(options.timeout).front_session()
     check = page_checker(resource.name, access_token, stats)
     url = f"{check_base_url(base_url)}{resource.path}"
-    headers = {"Authorization": f"Bearer {access_token}"}
+    auth = BearerTokenAuth(access_token)
+    environment = front.merge_environment_settings(url, {}, None, None, None)
 
     def hook(response: Response, **_: Any) -> Response:
         return check(response)
 
     def read(since: str, limit: int) -> list[dict[str, Any]]:
         params: dict[str, str | int] = {"page": 1, "limit": limit, SINCE_PARAM: since}
-        response = http.session().get(
-            url, params=params, headers=headers, hooks={"response": hook}
-        )
+        request = Request("GET", url, params=params, auth=auth, hooks={"response": [hook]})
+        response = front.send(front.prepare_request(request), **environment)
         records: list[dict[str, Any]] = response.json()
         return records
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -211,7 +211,7 @@ def confirm(
     listing: Listing,
     read: PageReader,
     horizon: str,
-    threads: int = 8,
+    pool: Executor,
 ) -> Confirmation:
     """Which ``candidates`` (id to the ``modifiedtime`` held for it) the CRM certainly lacks.
 
@@ -220,13 +220,13 @@ def confirm(
         listing: The listing's page edges.
         read: Reads one page by ``modified_since`` (with the sync's retries and checks).
         horizon: ``T0``: a time before the listing began (its start minus the lookback).
-        threads: Gap reads in flight at once.
+        pool: Runs the gap reads, which are independent of each other.
     """
     if not candidates:
         return Confirmation(0, frozenset(), 0)
     counting = _CountingReader(read)
     try:
-        alive = _alive(candidates, listing, counting, horizon, threads)
+        alive = _alive(candidates, listing, counting, horizon, pool)
     except UncertainListingError as exc:
         return Confirmation(len(candidates), frozenset(), counting.requests, str(exc))
     confirmed = frozenset(key for key in candidates if key not in alive)
@@ -238,7 +238,7 @@ def _alive(
     listing: Listing,
     read: PageReader,
     horizon: str,
-    threads: int,
+    pool: Executor,
 ) -> set[str]:
     """Ids of the records found in the gaps that can hold a candidate, then from ``T0`` on."""
     cursor, limit = listing.cursor, listing.limit
@@ -253,9 +253,8 @@ def _alive(
         return read_on(read, gap.after, cursor, limit, until, first_limit=gap.ties + 2)
 
     alive: set[str] = set()
-    with ThreadPoolExecutor(max(1, min(threads, len(gaps) or 1))) as pool:
-        for found in pool.map(read_gap, gaps):
-            alive |= found
+    for found in pool.map(read_gap, gaps):
+        alive |= found
 
     def until_end(page: list[dict[str, Any]], size: int) -> bool:
         return len(page) < size

@@ -5,13 +5,20 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
 
-from crm_assets.sources.crm.sweep import Listing, PageReader, UncertainListingError, confirm
+from crm_assets.sources.crm.sweep import (
+    Confirmation,
+    Listing,
+    PageReader,
+    UncertainListingError,
+    confirm,
+)
 from crm_sandbox.data import PathStore, format_time, parse_time
 
 LIMIT = 100
@@ -77,6 +84,13 @@ def _moment(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+def confirmed(
+    candidates: dict[str, datetime], listing: Listing, read: PageReader, since: str
+) -> Confirmation:
+    with ThreadPoolExecutor(4) as pool:
+        return confirm(candidates, listing, read, since, pool)
+
+
 def horizon() -> str:
     return format_time(parse_time(NOW.isoformat()) - 300 * 10**6)
 
@@ -94,7 +108,7 @@ def test_records_skipped_by_more_than_a_page_of_drift_are_found_alive() -> None:
     listing, ids = list_pages(store, {3: lambda: store.delete(listed_early[:150])})
     assert not ids & set(skipped)
 
-    outcome = confirm(candidates, listing, reader(store), horizon())
+    outcome = confirmed(candidates, listing, reader(store), horizon())
     assert outcome.uncertain is None
     assert outcome.confirmed == frozenset(gone)
     assert outcome.candidates == len(gone) + len(skipped)
@@ -111,7 +125,7 @@ def test_a_record_the_warehouse_holds_stale_is_found_where_it_is_now() -> None:
     listing, ids = list_pages(store, {4: lambda: store.delete([first_page_record])})
 
     assert stale not in ids, "the listing skipped the record"
-    assert confirm(held_before, listing, reader(store), horizon()).confirmed == frozenset()
+    assert confirmed(held_before, listing, reader(store), horizon()).confirmed == frozenset()
 
 
 def test_only_gaps_after_the_oldest_candidate_are_read() -> None:
@@ -120,7 +134,7 @@ def test_only_gaps_after_the_oldest_candidate_are_read() -> None:
     [late] = store.delete([store.order[850][1]])
     calls: list[str] = []
 
-    outcome = confirm(
+    outcome = confirmed(
         {late: _moment(store.deleted[late][CURSOR])}, listing, reader(store, calls), horizon()
     )
 
@@ -135,7 +149,7 @@ def test_more_records_sharing_a_modifiedtime_than_a_page_holds_confirm_nothing()
     [gone] = store.delete([store.order[220][1]])
     listing, _ = list_pages(store, {})
 
-    outcome = confirm(
+    outcome = confirmed(
         {gone: _moment(store.deleted[gone][CURSOR])}, listing, reader(store), horizon()
     )
 
@@ -151,7 +165,7 @@ def test_ties_longer_than_a_page_are_confirmed_where_a_gap_read_gets_past_them()
     [gone] = store.delete([store.order[120][1]])
     listing, _ = list_pages(store, {})
 
-    outcome = confirm(
+    outcome = confirmed(
         {gone: _moment(store.deleted[gone][CURSOR])}, listing, reader(store), horizon()
     )
 
@@ -162,7 +176,7 @@ def test_no_candidates_need_no_requests() -> None:
     store = store_of(300)
     calls: list[str] = []
 
-    outcome = confirm({}, list_pages(store, {})[0], reader(store, calls), horizon())
+    outcome = confirmed({}, list_pages(store, {})[0], reader(store, calls), horizon())
 
     assert (outcome.candidates, outcome.requests, calls) == (0, 0, [])
 
