@@ -35,6 +35,8 @@ from crm_sandbox.server import DEFAULT_TOKEN as TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 CASE = ROOT / "bench" / "case.py"
+SWEEP_DELETES = 7
+"""Records deleted on every path before the sweep is measured."""
 
 
 @dataclass(frozen=True)
@@ -112,16 +114,25 @@ def modify(url: str, share: float, records: int) -> None:
         requests.post(f"{url}/_sandbox/modify", json=body, timeout=60).raise_for_status()
 
 
+def delete(url: str, count: int) -> None:
+    """Delete ``count`` records of every path through the sandbox admin API."""
+    for path in PATHS:
+        body: dict[str, Any] = {"path": path, "count": count}
+        requests.post(f"{url}/_sandbox/delete", json=body, timeout=60).raise_for_status()
+
+
 def throughput(records: int, repeat: int, scratch: Path) -> dict[str, Run]:
     """Full loads with no latency, fetch-only and bare dlt alongside; then 1% incremental.
 
-    Also ours with every page served from memory, which no network slows.
+    Then a deletion sweep after ``SWEEP_DELETES`` records of every path were deleted, and
+    ours with every page served from memory, which no network slows.
     """
     runs: dict[str, list[Run]] = {
         "fetch": [],
         "bare": [],
         "ours": [],
         "incremental": [],
+        "sweep": [],
         "memory": [],
     }
     with sandbox(records) as url:
@@ -133,6 +144,8 @@ def throughput(records: int, repeat: int, scratch: Path) -> dict[str, Run]:
             runs["ours"].append(measure("ours", url, work))
             modify(url, 0.01, records)
             runs["incremental"].append(measure("ours", url, work))
+            delete(url, SWEEP_DELETES)
+            runs["sweep"].append(measure("sweep", url, work))
     return {kind: median(found) for kind, found in runs.items()}
 
 
@@ -274,6 +287,14 @@ def report(results: dict[str, object], args: argparse.Namespace) -> list[dict[st
             "ratio": full["incremental"].seconds / full["ours"].seconds,
             "target": "<= 0.05",
             "met": full["incremental"].seconds / full["ours"].seconds <= 0.05,
+        },
+        {
+            "case": f"deletion sweep of 9 x {args.records:,} ({SWEEP_DELETES} deleted per path, "
+            f"{full['sweep'].rows} marked) / our full load",
+            "figures": f"{full['sweep'].seconds:.1f} s / {full['ours'].seconds:.1f} s",
+            "ratio": full["sweep"].seconds / full["ours"].seconds,
+            "target": "<= 1.3",
+            "met": full["sweep"].seconds / full["ours"].seconds <= 1.3,
         },
         {
             "case": f"bare dlt's run of 9 x {args.fixed_records} records, in process / our full "
