@@ -11,6 +11,7 @@ shows the floor of the "within 2.5x of fetch-and-parse" target on this machine.
 from __future__ import annotations
 
 import functools
+import io
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -44,7 +45,7 @@ class MemoryAdapter(HTTPAdapter):
         self.served += 1
         response = Response()
         response.status_code = 200
-        response._content = body
+        response.raw = io.BytesIO(body)
         response.headers["Content-Type"] = "application/json"
         response.encoding = "utf-8"
         response.url = str(request.url)

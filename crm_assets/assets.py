@@ -6,7 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-from dagster import AssetExecutionContext, AssetsDefinition, FreshnessPolicy
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AutomationCondition,
+    FreshnessPolicy,
+)
 from dagster_dlt import dlt_assets
 
 from crm_assets.config import CrmSyncConfig
@@ -32,7 +38,9 @@ def _spec_pipeline(destination: str) -> dlt.Pipeline:
 
 
 def build_crm_assets(
-    destination: str, freshness_policy: FreshnessPolicy | None = None
+    destination: str,
+    freshness_policy: FreshnessPolicy | None = None,
+    automation_condition: AutomationCondition[AssetKey] | None = None,
 ) -> AssetsDefinition:
     """The multi-asset of the nine resources, with kinds naming ``destination``."""
 
@@ -40,7 +48,7 @@ def build_crm_assets(
         dlt_source=crm_source(base_url=SPEC_BASE_URL, access_token=SPEC_TOKEN),
         dlt_pipeline=_spec_pipeline(destination),
         name=ASSETS_OP_NAME,
-        dagster_dlt_translator=CrmDltTranslator(freshness_policy),
+        dagster_dlt_translator=CrmDltTranslator(freshness_policy, automation_condition),
         pool=WAREHOUSE_POOL,
     )
     def crm_dlt_assets(

@@ -1,5 +1,10 @@
 """Sensor-launched window backfills: history in chunks, then a daily reconciliation.
 
+History is what the first sync did not load: the records modified before ``CRM_SYNC_START``
+(from ``CRM_HISTORY_START``). With ``CRM_SYNC_START`` unset the first sync loads everything
+and there is no history to backfill. Reconciliation re-syncs a trailing window once a day,
+once every CRM asset has been synced.
+
 The sensor keeps its progress in its cursor (JSON), so a restart resumes where it left off.
 It has at most one window pending: the next is requested only after that run succeeded,
 and a failed or canceled window is requested again, never skipped.
@@ -8,15 +13,16 @@ and a failed or canceled window is requested again, never skipped.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from dagster import (
+    AssetKey,
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
-    JobDefinition,
     RunRequest,
     RunsFilter,
     SensorDefinition,
@@ -24,22 +30,20 @@ from dagster import (
     SensorResult,
     sensor,
 )
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
 
-from crm_assets import freshness
 from crm_assets.constants import (
     ASSETS_OP_NAME,
     BACKFILL_KEY_TAG,
     BACKFILL_SENSOR_INTERVAL_SECONDS,
     BACKFILL_SENSOR_NAME,
+    SYNC_JOB_NAME,
     TRIGGER_TAG,
     WINDOW_END_TAG,
     WINDOW_START_TAG,
 )
+from crm_assets.runs import crm_run_in_progress
 from crm_assets.settings import LocationSettings
-from crm_assets.sources.crm.window import Window, format_moment, parse_moment
+from crm_assets.sources.crm.window import Window, parse_moment
 
 RETRIED_STATUSES = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
@@ -72,7 +76,7 @@ class Progress:
     def load(cls, cursor: str | None, settings: LocationSettings, now: datetime) -> Progress:
         """Progress from a saved cursor, or a fresh start on the first tick."""
         if not cursor:
-            history_end = settings.sync_start or format_moment(now)
+            history_end = settings.sync_start or settings.history_start
             return cls(history_end=history_end, next_start=settings.history_start)
         saved: dict[str, Any] = json.loads(cursor)
         pending = saved.pop("pending", None)
@@ -89,8 +93,10 @@ class Progress:
             return replace(self, next_start=self.pending.end, pending=None)
         return replace(self, pending=None)
 
-    def next_window(self, settings: LocationSettings, now: datetime) -> Pending | None:
-        """The next history window, else today's reconciliation, else nothing."""
+    def next_window(
+        self, settings: LocationSettings, now: datetime, synced: bool
+    ) -> Pending | None:
+        """The next history window, else today's reconciliation once ``synced``, else nothing."""
         start, history_end = (
             parse_moment(v, "cursor") for v in (self.next_start, self.history_end)
         )
@@ -99,7 +105,7 @@ class Progress:
             window = Window.between(start, end)
             return Pending("history", window.start, window.end)
         today = now.date().isoformat()
-        if self.reconciled_on == today:
+        if self.reconciled_on == today or not synced:
             return None
         window = Window.between(now - settings.reconcile_window, now)
         return Pending("reconcile", window.start, window.end)
@@ -131,8 +137,18 @@ def _launch(progress: Progress, pending: Pending) -> SensorResult:
     return SensorResult(run_requests=[_request(pending)], cursor=progress.dump())
 
 
+def _synced(instance: DagsterInstance, keys: Collection[AssetKey]) -> bool:
+    """Whether every CRM asset has been materialized at least once."""
+    latest = instance.get_latest_materialization_events(keys)
+    return all(latest.get(key) is not None for key in keys)
+
+
 def evaluate(
-    instance: DagsterInstance, cursor: str | None, settings: LocationSettings, now: datetime
+    instance: DagsterInstance,
+    cursor: str | None,
+    settings: LocationSettings,
+    now: datetime,
+    keys: Collection[AssetKey],
 ) -> SensorResult:
     """One tick: follow the pending window, then request the next one if nothing runs."""
     progress = Progress.load(cursor, settings, now)
@@ -146,33 +162,40 @@ def evaluate(
         else:
             message = f"{pending.kind} window {pending.start} .. {pending.end} is {status.value}"
             return SensorResult(skip_reason=message, cursor=progress.dump())
-    if freshness.sync_in_progress(instance):
+    if crm_run_in_progress(instance, keys):
         return SensorResult(skip_reason="a CRM sync is queued or running", cursor=progress.dump())
-    following = progress.next_window(settings, now)
+    following = progress.next_window(settings, now, _synced(instance, keys))
     if following is None:
-        message = f"history backfilled up to {progress.history_end}; reconciled today"
+        message = (
+            f"history backfilled up to {progress.history_end}; "
+            "reconciliation waits for the first sync, or ran today"
+        )
         return SensorResult(skip_reason=message, cursor=progress.dump())
     return _launch(progress, following)
 
 
 def build_backfill_sensor(
-    job: JobDefinition | UnresolvedAssetJobDefinition, settings: LocationSettings
+    settings: LocationSettings, keys: Collection[AssetKey]
 ) -> SensorDefinition:
-    """The sensor launching history windows, then a daily reconciliation window."""
+    """The sensor launching history windows, then a daily reconciliation window.
+
+    Args:
+        settings: Where history begins and ends, window sizes.
+        keys: The CRM assets, whose runs it waits for.
+    """
 
     @sensor(
         name=BACKFILL_SENSOR_NAME,
-        job=job,
+        job_name=SYNC_JOB_NAME,
         minimum_interval_seconds=BACKFILL_SENSOR_INTERVAL_SECONDS,
         default_status=DefaultSensorStatus.RUNNING,
     )
     def crm_backfill_sensor(context: SensorEvaluationContext) -> SensorResult:
-        """Backfill CRM history in windows, one run at a time.
+        """Backfill CRM history before CRM_SYNC_START in windows, one run at a time.
 
-        Once history is complete, re-sync a trailing window daily, so that records skipped
-        by page drift are healed.
+        Once every asset has been synced, re-sync a trailing window daily, so that records
+        skipped by page drift are healed.
         """
-        now = datetime.fromtimestamp(freshness.now(), tz=UTC)
-        return evaluate(context.instance, context.cursor, settings, now)
+        return evaluate(context.instance, context.cursor, settings, datetime.now(UTC), keys)
 
     return crm_backfill_sensor

@@ -61,7 +61,7 @@ PARQUET_DESTINATIONS = frozenset({"duckdb", "motherduck"})
 
 SYNC_SCHEDULE_NAME = "crm_sync_schedule"
 SWEEP_SCHEDULE_NAME = "crm_sweep_schedule"
-FRESHNESS_SENSOR_NAME = "crm_freshness_sensor"
+AUTOMATION_SENSOR_NAME = "crm_automation_sensor"
 
 DEFAULT_SYNC_CRON = "0 * * * *"
 """Hourly; override with CRM_SYNC_CRON."""
@@ -71,10 +71,8 @@ FRESHNESS_FAIL_INTERVALS = 3
 """Freshness windows in schedule intervals: hourly syncs warn after 2 h and fail after 3 h,
 so one missed tick warns and two fail, whatever the cron."""
 
-FRESHNESS_SENSOR_INTERVAL_SECONDS = 300
-
 TRIGGER_TAG = "crm/trigger"
-"""Run tag saying what launched a sync: schedule, sweep, freshness, backfill."""
+"""Run tag saying what launched a sync: schedule, sweep, automation, history, reconcile."""
 
 BACKFILL_SENSOR_NAME = "crm_backfill_sensor"
 BACKFILL_SENSOR_INTERVAL_SECONDS = 60

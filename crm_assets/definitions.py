@@ -1,4 +1,4 @@
-"""The code location's one ``Definitions``: assets, job, schedule, sensors, resources, policy."""
+"""The code location's one ``Definitions``: assets, job, schedules, sensors, resources, policy."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from dagster import (
 )
 
 from crm_assets.assets import build_crm_assets
+from crm_assets.automation import build_automation_sensor, catch_up_condition
 from crm_assets.backfills import build_backfill_sensor
 from crm_assets.checks import build_crm_checks
 from crm_assets.constants import GROUP_NAME, SYNC_JOB_NAME
 from crm_assets.dlt_resource import CrmDltResource
-from crm_assets.freshness import build_freshness_sensor
 from crm_assets.resources import resources_from_env
 from crm_assets.schedules import build_sweep_schedule, build_sync_schedule
 from crm_assets.settings import LocationSettings
@@ -35,7 +35,9 @@ def build_definitions(environ: Mapping[str, str] | None = None) -> Definitions:
         selection=AssetSelection.groups(GROUP_NAME),
         description="Sync the CRM assets into the warehouse (all nine unless a subset is given).",
     )
-    crm_assets = build_crm_assets(settings.destination, settings.freshness_policy)
+    crm_assets = build_crm_assets(
+        settings.destination, settings.freshness_policy, catch_up_condition()
+    )
     schedules = [build_sync_schedule(settings.sync_cron)]
     if settings.deletes != "off":
         schedules.append(build_sweep_schedule(settings.sweep_cron))
@@ -44,7 +46,7 @@ def build_definitions(environ: Mapping[str, str] | None = None) -> Definitions:
         asset_checks=[build_crm_checks(crm_assets.keys)],
         jobs=[sync_job],
         schedules=schedules,
-        sensors=[build_freshness_sensor(sync_job), build_backfill_sensor(sync_job, settings)],
+        sensors=[build_automation_sensor(), build_backfill_sensor(settings, crm_assets.keys)],
         resources={"dlt": CrmDltResource(), **resources_from_env(environ)},
         executor=in_process_executor,
     )

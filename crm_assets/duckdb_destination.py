@@ -19,13 +19,16 @@ import logging
 import threading
 from typing import Any
 
-from dlt.common.destination.capabilities import DestinationCapabilitiesContext
-from dlt.common.destination.client import RunnableLoadJob
-from dlt.common.normalizers.naming import NamingConvention
 from dlt.common.schema import Schema
 from dlt.destinations import duckdb
-from dlt.destinations.impl.duckdb.configuration import DuckDbClientConfiguration
-from dlt.destinations.impl.duckdb.duck import DuckDbClient
+
+from crm_assets.sources.crm.dlt_internals import (
+    DestinationCapabilitiesContext,
+    DuckDbClient,
+    DuckDbClientConfiguration,
+    NamingConvention,
+    RunnableLoadJob,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ import dlt
 import duckdb
 from dagster import ConfigurableResource, EnvVar
 from dlt.common.destination import Destination
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
 from duckdb import DuckDBPyConnection
 from pydantic import Field
@@ -33,6 +32,7 @@ from crm_assets.duckdb_destination import LoadMemory, SteppedMemoryDuckDb
 from crm_assets.settings import InvalidSettingError, memory_limit_bytes, share
 from crm_assets.sources.crm import CrmResource, crm_source, with_paths
 from crm_assets.sources.crm.dlt_defaults import use_sync_defaults
+from crm_assets.sources.crm.dlt_internals import DuckDbCredentials
 from crm_assets.sources.crm.prefetch import DEFAULT_CONCURRENCY
 from crm_assets.sources.crm.settings import (
     DEFAULT_LOOKBACK_SECONDS,

@@ -121,6 +121,21 @@ def share(text: str, variable: str) -> float:
     return value
 
 
+def _minutes(env: Mapping[str, str], variable: str) -> timedelta | None:
+    text = env.get(variable)
+    if not text:
+        return None
+    try:
+        minutes = int(text)
+    except ValueError as exc:
+        raise InvalidSettingError(
+            variable, f"must be a whole number of minutes, got {text!r}"
+        ) from exc
+    if minutes < 1:
+        raise InvalidSettingError(variable, f"must be at least 1 minute, got {minutes}")
+    return timedelta(minutes=minutes)
+
+
 def _positive_days(env: Mapping[str, str], variable: str, default: int) -> int:
     text = env.get(variable) or str(default)
     try:
@@ -166,6 +181,10 @@ class LocationSettings:
     deletes: str = DEFAULT_DELETES
     """How a sweep shows deletions: soft, hard, or off (no sweep schedule)."""
     sweep_cron: str = DEFAULT_SWEEP_CRON
+    freshness_warn: timedelta | None = None
+    """Warn after this long without a sync; None: two schedule intervals."""
+    freshness_fail: timedelta | None = None
+    """Fail after this long without a sync; None: three schedule intervals."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LocationSettings:
@@ -196,7 +215,7 @@ class LocationSettings:
         assert history_start is not None
         window_days = _positive_days(env, "CRM_BACKFILL_WINDOW_DAYS", DEFAULT_BACKFILL_WINDOW_DAYS)
         reconcile_days = _positive_days(env, "CRM_RECONCILE_DAYS", DEFAULT_RECONCILE_DAYS)
-        return cls(
+        settings = cls(
             destination=destination,
             sync_cron=_cron(env, "CRM_SYNC_CRON", DEFAULT_SYNC_CRON),
             history_start=history_start,
@@ -205,13 +224,26 @@ class LocationSettings:
             sync_start=_moment(env, "CRM_SYNC_START", None),
             deletes=_delete_mode(env),
             sweep_cron=_cron(env, "CRM_SWEEP_CRON", DEFAULT_SWEEP_CRON),
+            freshness_warn=_minutes(env, "CRM_FRESHNESS_WARN_MINUTES"),
+            freshness_fail=_minutes(env, "CRM_FRESHNESS_FAIL_MINUTES"),
         )
+        settings.freshness_policy  # noqa: B018  (checks the windows' order)
+        return settings
 
     @property
     def freshness_policy(self) -> FreshnessPolicy:
-        """Warn after two schedule intervals without a sync, fail after three."""
+        """Warn after two schedule intervals without a sync, fail after three (or as set).
+
+        Raises:
+            InvalidSettingError: The warn window is not shorter than the fail window.
+        """
         interval = longest_interval(self.sync_cron)
-        return FreshnessPolicy.time_window(
-            warn_window=interval * FRESHNESS_WARN_INTERVALS,
-            fail_window=interval * FRESHNESS_FAIL_INTERVALS,
-        )
+        warn = self.freshness_warn or interval * FRESHNESS_WARN_INTERVALS
+        fail = self.freshness_fail or interval * FRESHNESS_FAIL_INTERVALS
+        if warn >= fail:
+            raise InvalidSettingError(
+                "CRM_FRESHNESS_WARN_MINUTES",
+                f"the warn window ({warn}) must be shorter than the fail window ({fail}, "
+                "CRM_FRESHNESS_FAIL_MINUTES or three schedule intervals)",
+            )
+        return FreshnessPolicy.time_window(warn_window=warn, fail_window=fail)

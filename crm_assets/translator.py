@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import AssetKey, AssetSpec, FreshnessPolicy
+from dagster import AssetKey, AssetSpec, AutomationCondition, FreshnessPolicy
 from dagster_dlt import DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
 
@@ -20,10 +20,16 @@ class CrmDltTranslator(DagsterDltTranslator):
 
     Args:
         freshness_policy: The policy every CRM asset carries.
+        automation_condition: When Dagster's automation launches a sync of an asset.
     """
 
-    def __init__(self, freshness_policy: FreshnessPolicy | None = None) -> None:
+    def __init__(
+        self,
+        freshness_policy: FreshnessPolicy | None = None,
+        automation_condition: AutomationCondition[AssetKey] | None = None,
+    ) -> None:
         self.freshness_policy = freshness_policy
+        self.automation_condition = automation_condition
 
     def get_asset_spec(self, data: DltResourceTranslatorData) -> AssetSpec:
         """Adjust dagster-dlt's default spec; kinds stay ``dlt`` plus the destination."""
@@ -37,5 +43,6 @@ class CrmDltTranslator(DagsterDltTranslator):
                 description=_DESCRIPTIONS.get(name, f"CRM resource {name}."),
                 deps=[],
                 freshness_policy=self.freshness_policy,
+                automation_condition=self.automation_condition,
             )
         )

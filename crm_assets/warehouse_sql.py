@@ -13,15 +13,15 @@ from typing import Any, Literal
 
 import dlt
 from dlt.common.schema.typing import C_DLT_LOAD_ID, TTableSchema
-from dlt.common.schema.utils import (
+
+from crm_assets.sources.crm.dlt_internals import (
+    DatabaseUndefinedRelation,
+    SqlClientBase,
+    SqlJobClientBase,
     get_first_column_name_with_prop,
     get_nested_tables,
     new_table,
 )
-from dlt.destinations.exceptions import DatabaseUndefinedRelation
-from dlt.destinations.job_client_impl import SqlJobClientBase
-from dlt.destinations.sql_client import SqlClientBase
-
 from crm_assets.sources.crm.settings import DELETED_COLUMN, DELETED_HINT, PRIMARY_KEY
 
 DeleteMode = Literal["soft", "hard"]

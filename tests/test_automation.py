@@ -1,4 +1,4 @@
-"""The sync schedule and the freshness catch-up sensor, through Dagster's test contexts."""
+"""The sync schedule, freshness policies and Declarative Automation's catch-up syncs."""
 
 from __future__ import annotations
 
@@ -7,31 +7,29 @@ from collections.abc import Iterator
 import pytest
 from dagster import (
     AssetKey,
-    AssetMaterialization,
+    AutomationConditionSensorDefinition,
     DagsterInstance,
+    DagsterRun,
     DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     Definitions,
-    RunRequest,
-    SensorResult,
-    SkipReason,
+    EvaluateAutomationConditionsResult,
     build_schedule_context,
-    build_sensor_context,
+    evaluate_automation_conditions,
 )
-from dagster._core.test_utils import create_run_for_test
 
-from crm_assets import freshness
-from crm_assets.constants import FRESHNESS_SENSOR_NAME, SYNC_JOB_NAME, SYNC_SCHEDULE_NAME
+from crm_assets.automation import catch_up_condition
+from crm_assets.constants import AUTOMATION_SENSOR_NAME, SYNC_JOB_NAME, SYNC_SCHEDULE_NAME
 from crm_assets.definitions import build_definitions
-from crm_assets.sources.crm import RESOURCE_NAMES
+from tests.runs import NINE, materialize_all
 
-NINE = {AssetKey(["crm", name]) for name in RESOURCE_NAMES}
 HOUR = 3600.0
 
 
 @pytest.fixture
-def defs() -> Definitions:
+def defs(monkeypatch: pytest.MonkeyPatch) -> Definitions:
+    monkeypatch.setenv("CRM_BASE_URL", "https://crm.test")  # runs recorded for the job
     return build_definitions({})
 
 
@@ -41,15 +39,16 @@ def instance() -> Iterator[DagsterInstance]:
         yield ephemeral
 
 
-def tick(defs: Definitions, instance: DagsterInstance, cursor: str | None = None):  # type: ignore[no-untyped-def]
-    sensor = defs.resolve_sensor_def(FRESHNESS_SENSOR_NAME)
-    context = build_sensor_context(instance=instance, definitions=defs, cursor=cursor)
-    return sensor(context)
+def requested(result: EvaluateAutomationConditionsResult) -> set[AssetKey]:
+    return {key for key in NINE if result.get_num_requested(key)}
 
 
-def materialize_all(instance: DagsterInstance) -> None:
-    for key in NINE:
-        instance.report_runless_asset_event(AssetMaterialization(asset_key=key))
+def start_run(defs: Definitions, instance: DagsterInstance, keys: set[AssetKey]) -> DagsterRun:
+    """A run materializing ``keys`` that has started, as the UI or a schedule launches one."""
+    job = defs.resolve_implicit_global_asset_job_def()
+    return instance.create_run_for_job(
+        job_def=job, status=DagsterRunStatus.STARTED, asset_selection=keys
+    )
 
 
 def test_the_schedule_requests_a_sync_of_the_nine(defs: Definitions) -> None:
@@ -81,73 +80,55 @@ def test_every_asset_has_the_freshness_policy(defs: Definitions) -> None:
         assert policy.fail_window.to_timedelta().total_seconds() == 3 * HOUR
 
 
-def test_fresh_assets_need_no_catch_up(defs: Definitions, instance: DagsterInstance) -> None:
+def test_the_freshness_windows_can_be_set_apart_from_the_cron() -> None:
+    defs = build_definitions(
+        {"CRM_FRESHNESS_WARN_MINUTES": "90", "CRM_FRESHNESS_FAIL_MINUTES": "240"}
+    )
+    policy = defs.resolve_asset_graph().get(AssetKey(["crm", "cases"])).freshness_policy
+
+    assert policy.warn_window.to_timedelta().total_seconds() == 1.5 * HOUR
+    assert policy.fail_window.to_timedelta().total_seconds() == 4 * HOUR
+
+
+def test_every_asset_is_automated_by_the_catch_up_condition(defs: Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    sensor = defs.resolve_sensor_def(AUTOMATION_SENSOR_NAME)
+
+    assert isinstance(sensor, AutomationConditionSensorDefinition)
+    assert sensor.default_status == DefaultSensorStatus.RUNNING
+    assert sensor.run_tags == {"crm/trigger": "automation"}
+    for key in NINE:
+        condition = graph.get(key).automation_condition
+        assert condition is not None and condition.get_label() == "catch up"
+    assert catch_up_condition().get_label() == "catch up"
+
+
+def test_missing_assets_are_caught_up_once(defs: Definitions, instance: DagsterInstance) -> None:
+    first = evaluate_automation_conditions(defs=defs, instance=instance)
+    second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+
+    assert requested(first) == NINE
+    assert requested(second) == set()
+
+
+def test_synced_assets_need_no_catch_up(defs: Definitions, instance: DagsterInstance) -> None:
     materialize_all(instance)
 
-    result = tick(defs, instance)
-
-    assert isinstance(result, SkipReason)
-    assert "within its freshness window" in (result.skip_message or "")
-    assert defs.resolve_sensor_def(FRESHNESS_SENSOR_NAME).default_status == (
-        DefaultSensorStatus.RUNNING
-    )
+    assert evaluate_automation_conditions(defs=defs, instance=instance).total_requested == 0
 
 
-def test_a_stale_asset_gets_exactly_one_catch_up(
+def test_no_catch_up_while_a_run_of_the_asset_is_in_progress_and_one_after_it_failed(
     defs: Definitions, instance: DagsterInstance
 ) -> None:
     cases = AssetKey(["crm", "cases"])
-    for key in NINE - {cases}:
-        instance.report_runless_asset_event(AssetMaterialization(asset_key=key))
+    materialize_all(instance, NINE - {cases})
+    run = start_run(defs, instance, {cases})
 
-    first = tick(defs, instance)
-    assert isinstance(first, SensorResult)
-    [request] = first.run_requests or []
-    assert isinstance(request, RunRequest)
-    assert request.asset_selection == [cases]
-    assert request.tags["crm/trigger"] == "freshness"
-    assert request.run_key
+    during = evaluate_automation_conditions(defs=defs, instance=instance)
+    instance.report_run_failed(run)
+    after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=during.cursor)
+    again = evaluate_automation_conditions(defs=defs, instance=instance, cursor=after.cursor)
 
-    second = tick(defs, instance, cursor=first.cursor)
-    assert isinstance(second, SkipReason)
-    assert "already launched" in (second.skip_message or "")
-
-
-def test_assets_past_the_warn_window_are_caught_up(
-    defs: Definitions, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    materialize_all(instance)
-    synced_at = freshness.now()
-
-    monkeypatch.setattr(freshness, "now", lambda: synced_at + 1.5 * HOUR)
-    assert isinstance(tick(defs, instance), SkipReason)
-
-    monkeypatch.setattr(freshness, "now", lambda: synced_at + 2.5 * HOUR)
-    result = tick(defs, instance)
-    assert isinstance(result, SensorResult)
-    [request] = result.run_requests or []
-    assert set(request.asset_selection or []) == NINE
-
-
-@pytest.mark.parametrize(
-    "status",
-    [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING],
-)
-def test_no_catch_up_while_a_sync_is_queued_or_running(
-    defs: Definitions, instance: DagsterInstance, status: DagsterRunStatus
-) -> None:
-    create_run_for_test(instance, job_name=SYNC_JOB_NAME, status=status)
-    assert DagsterRunStatus.QUEUED in freshness.ACTIVE_STATUSES
-
-    result = tick(defs, instance)
-
-    assert isinstance(result, SkipReason)
-    assert "queued or running" in (result.skip_message or "")
-
-
-def test_a_finished_sync_does_not_block_the_catch_up(
-    defs: Definitions, instance: DagsterInstance
-) -> None:
-    create_run_for_test(instance, job_name=SYNC_JOB_NAME, status=DagsterRunStatus.FAILURE)
-
-    assert isinstance(tick(defs, instance), SensorResult)
+    assert requested(during) == set()
+    assert requested(after) == {cases}
+    assert requested(again) == set()

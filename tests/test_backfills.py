@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import (
+    AssetKey,
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -15,15 +16,17 @@ from dagster import (
     SensorResult,
     build_sensor_context,
 )
-from dagster._core.test_utils import create_run_for_test
 
 from crm_assets.backfills import evaluate
 from crm_assets.constants import BACKFILL_KEY_TAG, BACKFILL_SENSOR_NAME, SYNC_JOB_NAME
 from crm_assets.definitions import build_definitions
 from crm_assets.settings import LocationSettings
+from tests.runs import NINE, add_run, materialize_all
 
 NOW = datetime(2024, 4, 15, 12, 0, tzinfo=UTC)
-SETTINGS = LocationSettings.from_env({})
+SYNC_START = {"CRM_SYNC_START": "2024-04-15T12:00:00Z"}
+SETTINGS = LocationSettings.from_env(SYNC_START)
+"""The first sync started at NOW: history from 2024-01-01 (CRM_HISTORY_START) up to it."""
 
 
 @pytest.fixture
@@ -45,11 +48,17 @@ def window_of(request: RunRequest) -> tuple[str, str]:
 
 def finish(instance: DagsterInstance, request: RunRequest, status: DagsterRunStatus) -> None:
     tags = {BACKFILL_KEY_TAG: request.tags[BACKFILL_KEY_TAG]}
-    create_run_for_test(instance, job_name=SYNC_JOB_NAME, status=status, tags=tags)
+    add_run(instance, SYNC_JOB_NAME, status, tags)
+    if status == DagsterRunStatus.SUCCESS:
+        materialize_all(instance)
+
+
+def tick(instance: DagsterInstance, cursor: str | None, now: datetime = NOW) -> SensorResult:
+    return evaluate(instance, cursor, SETTINGS, now, NINE)
 
 
 def test_the_first_tick_requests_the_first_history_window(instance: DagsterInstance) -> None:
-    defs = build_definitions({})
+    defs = build_definitions(SYNC_START)
     sensor = defs.resolve_sensor_def(BACKFILL_SENSOR_NAME)
 
     result = sensor(build_sensor_context(instance=instance, definitions=defs))
@@ -64,10 +73,10 @@ def test_the_first_tick_requests_the_first_history_window(instance: DagsterInsta
 
 
 def test_a_window_in_progress_requests_nothing_new(instance: DagsterInstance) -> None:
-    first = evaluate(instance, None, SETTINGS, NOW)
+    first = tick(instance, None)
     finish(instance, only_request(first), DagsterRunStatus.STARTED)
 
-    second = evaluate(instance, first.cursor, SETTINGS, NOW)
+    second = tick(instance, first.cursor)
 
     assert not second.run_requests
     assert "is STARTED" in str(second.skip_reason)
@@ -75,10 +84,10 @@ def test_a_window_in_progress_requests_nothing_new(instance: DagsterInstance) ->
 
 
 def test_a_finished_window_is_followed_by_the_next(instance: DagsterInstance) -> None:
-    first = evaluate(instance, None, SETTINGS, NOW)
+    first = tick(instance, None)
     finish(instance, only_request(first), DagsterRunStatus.SUCCESS)
 
-    second = evaluate(instance, first.cursor, SETTINGS, NOW)
+    second = tick(instance, first.cursor)
 
     assert window_of(only_request(second)) == (
         "2024-01-31T00:00:00.000000Z",
@@ -90,10 +99,10 @@ def test_a_finished_window_is_followed_by_the_next(instance: DagsterInstance) ->
 def test_a_failed_window_is_requested_again(
     instance: DagsterInstance, status: DagsterRunStatus
 ) -> None:
-    first = evaluate(instance, None, SETTINGS, NOW)
+    first = tick(instance, None)
     finish(instance, only_request(first), status)
 
-    retry = only_request(evaluate(instance, first.cursor, SETTINGS, NOW))
+    retry = only_request(tick(instance, first.cursor))
 
     assert window_of(retry) == window_of(only_request(first))
     assert retry.run_key and retry.run_key.endswith("#2")
@@ -109,7 +118,7 @@ def test_a_restart_resumes_from_the_saved_cursor(instance: DagsterInstance) -> N
         }
     )
 
-    request = only_request(evaluate(instance, saved, SETTINGS, NOW + timedelta(days=9)))
+    request = only_request(tick(instance, saved, NOW + timedelta(days=9)))
 
     assert window_of(request) == ("2024-03-31T00:00:00.000000Z", "2024-04-15T12:00:00.000000Z")
 
@@ -118,7 +127,7 @@ def test_complete_history_leaves_only_a_daily_reconciliation(instance: DagsterIn
     cursor: str | None = None
     windows = []
     for _ in range(10):
-        result = evaluate(instance, cursor, SETTINGS, NOW)
+        result = tick(instance, cursor)
         if not result.run_requests:
             break
         request = only_request(result)
@@ -129,19 +138,45 @@ def test_complete_history_leaves_only_a_daily_reconciliation(instance: DagsterIn
     assert [kind for kind, _ in windows] == ["history"] * 4 + ["reconcile"]
     assert windows[3][1][1] == "2024-04-15T12:00:00.000000Z"
     assert windows[4][1] == ("2024-04-12T12:00:00.000000Z", "2024-04-15T12:00:00.000000Z")
-    assert "reconciled today" in str(evaluate(instance, cursor, SETTINGS, NOW).skip_reason)
+    assert "or ran today" in str(tick(instance, cursor).skip_reason)
 
-    tomorrow = only_request(evaluate(instance, cursor, SETTINGS, NOW + timedelta(days=1)))
+    tomorrow = only_request(tick(instance, cursor, NOW + timedelta(days=1)))
     assert tomorrow.tags["crm/trigger"] == "reconcile"
 
 
-def test_nothing_is_requested_while_another_sync_runs(instance: DagsterInstance) -> None:
-    create_run_for_test(instance, job_name=SYNC_JOB_NAME, status=DagsterRunStatus.STARTED)
+@pytest.mark.parametrize(
+    ("job_name", "selection"),
+    [(SYNC_JOB_NAME, None), ("__ASSET_JOB", NINE), ("__ASSET_JOB", {AssetKey(["crm", "cases"])})],
+)
+def test_nothing_is_requested_while_any_run_of_the_crm_assets_is_active(
+    instance: DagsterInstance, job_name: str, selection: frozenset[AssetKey] | None
+) -> None:
+    add_run(instance, job_name, DagsterRunStatus.STARTING, asset_selection=selection)
 
-    result = evaluate(instance, None, SETTINGS, NOW)
+    result = tick(instance, None)
 
     assert not result.run_requests
     assert "queued or running" in str(result.skip_reason)
+
+
+def test_a_run_of_other_assets_does_not_hold_the_backfill(instance: DagsterInstance) -> None:
+    add_run(instance, "__ASSET_JOB", DagsterRunStatus.STARTED, asset_selection={AssetKey("x")})
+
+    assert tick(instance, None).run_requests
+
+
+def test_without_a_sync_start_there_is_no_history_and_reconciliation_waits_for_a_sync(
+    instance: DagsterInstance,
+) -> None:
+    settings = LocationSettings.from_env({})
+
+    before = evaluate(instance, None, settings, NOW, NINE)
+    assert not before.run_requests
+    assert "waits for the first sync" in str(before.skip_reason)
+    materialize_all(instance)
+
+    request = only_request(evaluate(instance, before.cursor, settings, NOW, NINE))
+    assert request.tags["crm/trigger"] == "reconcile"
 
 
 def test_history_ends_at_the_first_incremental_cursor_when_set(instance: DagsterInstance) -> None:
@@ -149,9 +184,9 @@ def test_history_ends_at_the_first_incremental_cursor_when_set(instance: Dagster
         {"CRM_SYNC_START": "2024-02-10T00:00:00Z", "CRM_BACKFILL_WINDOW_DAYS": "7"}
     )
 
-    request = only_request(evaluate(instance, None, settings, NOW))
+    request = only_request(evaluate(instance, None, settings, NOW, NINE))
 
     assert window_of(request) == ("2024-01-01T00:00:00.000000Z", "2024-01-08T00:00:00.000000Z")
-    assert json.loads(evaluate(instance, None, settings, NOW).cursor or "")["history_end"] == (
-        "2024-02-10T00:00:00.000000Z"
-    )
+    assert json.loads(evaluate(instance, None, settings, NOW, NINE).cursor or "")[
+        "history_end"
+    ] == ("2024-02-10T00:00:00.000000Z")

@@ -129,7 +129,7 @@ def test_dagster_dev_serves_the_location_and_runs_a_sync(
         "crm_sweep_schedule",
     }
     assert {sensor["name"] for sensor in repository["sensors"]} == {
-        "crm_freshness_sensor",
+        "crm_automation_sensor",
         "crm_backfill_sensor",
     }
     keys = {tuple(node["assetKey"]["path"]) for node in data["assetNodes"]}

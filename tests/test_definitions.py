@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import yaml
 from dagster import AssetKey, DagsterInstance
-from dagster._core.instance.config import PoolGranularity
 
 from crm_assets.constants import ASSETS_OP_NAME, SYNC_JOB_NAME, WAREHOUSE_POOL
 from crm_assets.definitions import build_definitions, defs
@@ -96,7 +95,7 @@ def test_the_shipped_instance_config_serialises_warehouse_runs(tmp_path: Path) -
         pools = instance.get_concurrency_config().pool_config
 
     assert pools.default_pool_limit == 1
-    assert pools.pool_granularity == PoolGranularity.OP
+    assert pools.pool_granularity is not None and pools.pool_granularity.value == "op"
 
 
 def test_dagster_cloud_and_workspace_load_the_same_module_from_the_project_root() -> None:

@@ -6,14 +6,20 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import dlt
 import pyarrow as pa
 import pytest
 from dlt.common.schema import Schema
 
 from crm_assets.duckdb_destination import LoadMemory, SteppedMemoryDuckDb
 from crm_assets.resources import CrmWarehouseResource
+from crm_assets.sources.crm import crm_source
+from crm_assets.sources.crm.source import SyncOptions
+from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
+from tests.conftest import Warehouse, snapshot
 
 MB = 1_000_000
+OPTIONS = SyncOptions(columnar=True, concurrency=4)
 
 
 def text_table(rows: int, columns: int) -> pa.Table:
@@ -131,3 +137,34 @@ def test_capabilities_are_resolved_once_per_naming_and_each_caller_gets_a_copy(
     assert second.preferred_loader_file_format == "insert_values"
     assert second.supported_loader_file_formats == first.supported_loader_file_formats
     assert resolved == [True, True]  # this naming, then no naming; none for an explicit config
+
+
+def test_our_duckdb_loads_the_tables_dlts_own_loads(tmp_path: Path) -> None:
+    ours, plain = Warehouse(tmp_path / "ours"), Warehouse(tmp_path / "plain")
+    plain.path.parent.mkdir(parents=True)
+    plain_pipeline = dlt.pipeline(
+        "plain",
+        destination=dlt.destinations.duckdb(str(plain.path)),
+        dataset_name="crm",
+        pipelines_dir=str(plain.pipelines_dir),
+    )
+    with CrmSandbox(records=150, seed=13) as crm:
+
+        def load_both() -> None:
+            source = crm_source(base_url=crm.url, access_token=DEFAULT_TOKEN, options=OPTIONS)
+            with ours.resource().run_pipeline() as pipeline:
+                pipeline.run(source, loader_file_format="parquet")
+            source = crm_source(base_url=crm.url, access_token=DEFAULT_TOKEN, options=OPTIONS)
+            plain_pipeline.run(source, loader_file_format="parquet")
+
+        crm.modify("/accounts", 2, {"isActive": "not sure"})
+        load_both()
+        first = snapshot(ours)
+        assert first == snapshot(plain)
+        crm.modify("/accounts", 5, {"Tags": ["moved"]})
+        crm.add("/cases", 4)
+        load_both()
+        second = snapshot(ours)
+
+    assert second == snapshot(plain)
+    assert len(second["cases"]) == 154 and first != second

@@ -22,14 +22,20 @@ from typing import Any, ClassVar, Final
 
 import dlt
 import pyarrow as pa
-from dlt.common.data_types.type_helpers import PY_TYPE_TO_SC_TYPE, py_type_to_sc_type
-from dlt.common.normalizers.json import helpers
-from dlt.common.normalizers.json.relational import DataItemNormalizer
-from dlt.common.normalizers.utils import generate_dlt_ids
 from dlt.common.schema import Schema
 from dlt.common.schema.typing import C_DLT_ID, C_DLT_LOAD_ID, TTableSchemaColumns
-from dlt.common.schema.utils import autodetect_sc_type
-from dlt.extract.items_transform import ItemTransform
+
+from crm_assets.sources.crm.dlt_internals import (
+    EMPTY_KEY_IDENTIFIER,
+    PY_TYPE_TO_SC_TYPE,
+    ItemTransform,
+    autodetect_sc_type,
+    generate_dlt_ids,
+    get_root_row_id_type,
+    normalize_identifier,
+    normalize_table_identifier,
+    py_type_to_sc_type,
+)
 
 ARROW_TYPES: Final[dict[str, pa.DataType]] = {
     "text": pa.string(),
@@ -67,7 +73,7 @@ def arrow_ready(schema: Schema, table: str) -> bool:
     existing = schema.tables.get(table, {})
     columns = existing.get("columns", {})
     return (
-        helpers.get_root_row_id_type(schema, table) == "random"
+        get_root_row_id_type(schema, table) == "random"
         and (existing.get("x-normalizer") or {}).get("max_nesting") is None
         and not existing.get("filters")
         and all(column.get("data_type") != "json" for column in columns.values())
@@ -104,9 +110,9 @@ class TableShape:
         if part is None:
             empty = not key or key.isspace()
             part = (
-                DataItemNormalizer.EMPTY_KEY_IDENTIFIER
+                EMPTY_KEY_IDENTIFIER
                 if empty
-                else helpers.normalize_identifier(self._schema, self._naming, key)
+                else normalize_identifier(self._schema, self._naming, key)
             )
             self._parts[key] = part
         return part
@@ -219,9 +225,9 @@ class ColumnarPages(ItemTransform[Any]):
     def _table_shape(self) -> TableShape | None:
         if self._ready is None:
             schema = dlt.current.source_schema()
-            table = helpers.normalize_table_identifier(schema, schema.naming, self.table_name)
+            table = normalize_table_identifier(schema, schema.naming, self.table_name)
             self._ready = arrow_ready(schema, table)
-            key = helpers.normalize_identifier(schema, schema.naming, self.primary_key)
+            key = normalize_identifier(schema, schema.naming, self.primary_key)
             self._shape = TableShape(schema, table, not_null=[key]) if self._ready else None
         return self._shape
 

@@ -14,8 +14,8 @@ import copy
 from typing import Any, ClassVar
 
 import dlt
-from dlt.common.configuration.exceptions import DuplicateConfigProviderException
-from dlt.common.configuration.providers.doc import BaseDocProvider
+
+from crm_assets.sources.crm.dlt_internals import BaseDocProvider, DuplicateConfigProviderException
 
 SYNC_DEFAULTS: dict[str, Any] = {
     "load": {"workers": 1},

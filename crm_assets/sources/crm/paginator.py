@@ -44,10 +44,15 @@ class PageLimitPaginator(PageNumberPaginator):
     def init_request(self, request: Request) -> None:
         """Start at page 1 and send the page size."""
         super().init_request(request)
-        self._update_request_with_param_name(request, self.limit_param, self.limit)
+        params = request.params if isinstance(request.params, dict) else {}
+        params[self.limit_param] = self.limit
+        request.params = params
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
-        """Advance past the pages of ``response``, or stop after a page shorter than ``limit``."""
+        """Advance past the pages of ``response``, or stop after a page shorter than ``limit``.
+
+        ``_has_next_page`` is the member dlt documents for a custom paginator to say so.
+        """
         pages = pages_in(response)
         super().update_state(response, data)
         if self.current_value is not None:

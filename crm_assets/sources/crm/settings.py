@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
-from dlt.common.jsonpath import compile_path
 from dlt.common.schema.typing import TTableSchemaColumns
+
+from crm_assets.sources.crm.dlt_internals import compile_path
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from dlt.extract.items_transform import MapItem
+from crm_assets.sources.crm.dlt_internals import MapItem
 
 SHORTEST_TIMESTAMP = len("2024-05-01T12:00")
 """A date alone is left to dlt, which does not take it for a timestamp."""

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from crm_assets.sources.crm.source import crm_source
-from crm_assets.sources.crm.timestamps import AfterIncremental, ParseTimestamps
+import orjson
+import responses
+
+from crm_assets.sources.crm.timestamps import ParseTimestamps
+from tests.sources.crm.conftest import ACCOUNTS_URL, fetch
 
 
 def test_full_timestamps_become_utc_datetimes_and_the_rest_stays() -> None:
@@ -28,10 +31,16 @@ def test_full_timestamps_become_utc_datetimes_and_the_rest_stays() -> None:
     assert "missing" not in parsed
 
 
-def test_parsing_runs_after_the_incremental_cursor_sees_the_strings() -> None:
-    source = crm_source(base_url="https://crm.test", access_token="t")
+@responses.activate
+def test_the_incremental_cursor_sees_the_strings_and_the_records_leave_parsed() -> None:
+    records = [
+        {"id": f"a{second}", "modifiedtime": f"2024-01-01T00:00:{second:02d}.000000Z"}
+        for second in (10, 40, 50)
+    ]
+    body = orjson.dumps({"list": [{"record": record} for record in records]})
+    responses.get(ACCOUNTS_URL, body=body)
 
-    for resource in source.resources.values():
-        kinds = [type(step).__name__ for step in resource._pipe.steps]
-        assert kinds.index("AfterIncremental") > kinds.index("IncrementalResourceWrapper")
-        assert isinstance(resource._pipe.steps[-1], AfterIncremental)
+    fetched = fetch(initial_cursor="2024-01-01T00:00:30.000000Z", lookback_seconds=0)
+
+    assert [record["id"] for record in fetched] == ["a40", "a50"]  # compared as sent
+    assert fetched[-1]["modifiedtime"] == datetime(2024, 1, 1, 0, 0, 50, tzinfo=UTC)
