@@ -1,8 +1,10 @@
 """The nine CRM assets: one dlt multi-asset built from the resource table."""
 
+import atexit
+import functools
+import shutil
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import dlt
@@ -28,12 +30,22 @@ SPEC_TOKEN = "not-a-token"
 """Placeholders of the source that only describes the assets: it is never run."""
 
 
+@functools.cache
+def _specs_dir() -> str:
+    """A folder of this process alone for the describing pipeline, removed at exit.
+
+    dlt creates a pipeline's working folder when it is named; a fixed path would be shared
+    by every user of the machine, and a second user could not write to it.
+    """
+    folder = tempfile.mkdtemp(prefix="crm-assets-specs-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def _spec_pipeline(destination: str) -> dlt.Pipeline:
     """A pipeline naming the destination for asset kinds; runs build their own."""
     return dlt.pipeline(
-        pipeline_name=PIPELINE_NAME,
-        destination=destination,
-        pipelines_dir=str(Path(tempfile.gettempdir()) / "crm-assets-specs"),
+        pipeline_name=PIPELINE_NAME, destination=destination, pipelines_dir=_specs_dir()
     )
 
 

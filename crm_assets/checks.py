@@ -110,9 +110,8 @@ def build_crm_checks(keys: Iterable[AssetKey]) -> AssetChecksDefinition:
         """Profile each synced table: ids, live rows, cursor values."""
         selected: set[AssetCheckKey] = set(context.selected_asset_check_keys)
         keys = sorted({check.asset_key for check in selected})
-        tables = profiles(
-            warehouse.build_pipeline(), {key.path[-1]: _CURSORS[key.path[-1]] for key in keys}
-        )
+        with warehouse.run_pipeline(context.log.info) as pipeline:
+            tables = profiles(pipeline, {key.path[-1]: _CURSORS[key.path[-1]] for key in keys})
         for key in keys:
             history = row_history(context.instance, key)
             for result in _results(key, tables[key.path[-1]], history):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -29,6 +30,7 @@ from crm_assets.constants import (
 )
 from crm_assets.deletions import DEFAULT_DELETES, DEFAULT_SWEEP_MAX_SHARE, DELETE_MODES
 from crm_assets.duckdb_destination import LoadMemory, SteppedMemoryDuckDb
+from crm_assets.duckdb_lock import DEFAULT_LOCK_WAIT_SECONDS, connect
 from crm_assets.settings import InvalidSettingError, memory_limit_bytes, share
 from crm_assets.sources.crm import CrmResource, crm_source, with_paths
 from crm_assets.sources.crm.dlt_defaults import use_sync_defaults
@@ -46,8 +48,13 @@ from crm_assets.sources.crm.sweep import Listing, PageReader
 from crm_assets.sources.crm.window import Window, format_moment, parse_moment
 from crm_assets.warehouse_sql import DeleteMode
 
+INTEGER_VARIABLES = frozenset({"CRM_DUCKDB_LOCK_WAIT_SECONDS"})
+
 DLT_TOKEN_KEY = "access_token"
 """The seed's secret: ``access_token`` in ``.dlt/secrets.toml``."""
+
+
+logger = logging.getLogger(__name__)
 
 
 class MissingTokenError(ValueError):
@@ -195,6 +202,11 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
     pipelines_dir: str | None = Field(
         default=None, description="Where dlt keeps its working files; dlt's default if unset."
     )
+    duckdb_lock_wait_seconds: int = Field(
+        default=DEFAULT_LOCK_WAIT_SECONDS,
+        ge=0,
+        description="How long to wait for another process holding the DuckDB file.",
+    )
     deletes: str = Field(
         default=DEFAULT_DELETES,
         description="How a sweep shows deletions: soft, hard or off (CRM_DELETES).",
@@ -275,17 +287,18 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
         )
 
     @contextmanager
-    def run_pipeline(self) -> Iterator[dlt.Pipeline]:
+    def run_pipeline(self, log: Callable[[str], object] = logger.info) -> Iterator[dlt.Pipeline]:
         """A pipeline for one sync; DuckDB through one connection held for the whole run.
 
-        dlt otherwise opens and closes the file for every load job (each close checkpoints
-        it): the load step of 180,000 records took 2.4 s that way, 1.2 s with one connection.
+        dlt otherwise opens and closes the file for every load job, each close checkpointing
+        it. If another process holds the file, this waits for it (``duckdb_lock``), logging
+        to ``log``.
         """
         if self.destination != "duckdb":
             yield self.build_pipeline()
             return
         path = self._duckdb_file()
-        with duckdb.connect(str(path)) as connection:
+        with connect(path, self.duckdb_lock_wait_seconds, log) as connection:
             pipeline = self.build_pipeline(connection)
             try:
                 yield pipeline
@@ -314,8 +327,15 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
 
 
 def _bound(environ: Mapping[str, str], **fields: str) -> dict[str, Any]:
-    """``EnvVar`` bindings for the fields whose variable is set; unset ones keep defaults."""
-    return {field: EnvVar(var) for field, var in fields.items() if environ.get(var)}
+    """``EnvVar`` bindings for the fields whose variable is set; unset ones keep defaults.
+
+    A variable named in ``INTEGER_VARIABLES`` is bound as a whole number.
+    """
+    return {
+        field: EnvVar.int(var) if var in INTEGER_VARIABLES else EnvVar(var)
+        for field, var in fields.items()
+        if environ.get(var)
+    }
 
 
 def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -338,6 +358,7 @@ def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, An
                 duckdb_memory_limit="CRM_DUCKDB_MEMORY_LIMIT",
                 dataset="CRM_DATASET",
                 pipelines_dir="CRM_PIPELINES_DIR",
+                duckdb_lock_wait_seconds="CRM_DUCKDB_LOCK_WAIT_SECONDS",
                 deletes="CRM_DELETES",
                 sweep_max_share="CRM_SWEEP_MAX_SHARE",
             )

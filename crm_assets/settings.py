@@ -136,6 +136,12 @@ def _minutes(env: Mapping[str, str], variable: str) -> timedelta | None:
     return timedelta(minutes=minutes)
 
 
+def _whole_seconds(env: Mapping[str, str], variable: str) -> None:
+    text = env.get(variable)
+    if text and not text.isdigit():
+        raise InvalidSettingError(variable, f"must be a whole number of seconds, got {text!r}")
+
+
 def _positive_days(env: Mapping[str, str], variable: str, default: int) -> int:
     text = env.get(variable) or str(default)
     try:
@@ -210,6 +216,7 @@ class LocationSettings:
                     "tell catalog from schema, rename the file (e.g. crm_warehouse.duckdb)",
                 )
             memory_limit_bytes(env.get("CRM_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT)
+            _whole_seconds(env, "CRM_DUCKDB_LOCK_WAIT_SECONDS")
         share(env.get("CRM_SWEEP_MAX_SHARE") or str(DEFAULT_SWEEP_MAX_SHARE), "CRM_SWEEP_MAX_SHARE")
         history_start = _moment(env, "CRM_HISTORY_START", DEFAULT_HISTORY_START)
         assert history_start is not None

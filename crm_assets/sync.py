@@ -93,7 +93,7 @@ def run_sync(
     if window is not None:
         context.log.info(f"Backfilling the window {window.start} .. {window.end}")
     sweep = _sweep(context, crm_api, warehouse) if config.sweep_deletes else None
-    with warehouse.run_pipeline() as pipeline:
+    with warehouse.run_pipeline(context.log.info) as pipeline:
         yield from _sync(context, pipeline, dlt_resource, crm_api, warehouse, window, sweep)
 
 

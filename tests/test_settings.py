@@ -45,6 +45,13 @@ def test_freshness_windows_follow_an_overridden_cron() -> None:
         ({"CRM_HISTORY_START": "last year"}, "CRM_HISTORY_START", "ISO-8601"),
         ({"CRM_SYNC_START": "2024-13-01"}, "CRM_SYNC_START", "ISO-8601"),
         ({"CRM_DELETES": "archive"}, "CRM_DELETES", "not one of soft, hard, off"),
+        ({"CRM_DUCKDB_LOCK_WAIT_SECONDS": "ten"}, "CRM_DUCKDB_LOCK_WAIT_SECONDS", "whole number"),
+        ({"CRM_FRESHNESS_WARN_MINUTES": "0"}, "CRM_FRESHNESS_WARN_MINUTES", "at least 1 minute"),
+        (
+            {"CRM_FRESHNESS_WARN_MINUTES": "200", "CRM_FRESHNESS_FAIL_MINUTES": "100"},
+            "CRM_FRESHNESS_WARN_MINUTES",
+            "must be shorter than the fail window",
+        ),
         ({"CRM_SWEEP_CRON": "weekly"}, "CRM_SWEEP_CRON", "not a cron expression"),
         ({"CRM_SWEEP_MAX_SHARE": "half"}, "CRM_SWEEP_MAX_SHARE", "a number such as 0.5"),
         ({"CRM_SWEEP_MAX_SHARE": "0"}, "CRM_SWEEP_MAX_SHARE", "above 0 and at most 1"),
