@@ -40,12 +40,22 @@ def own_sandbox() -> Iterator[CrmSandbox]:
         yield crm
 
 
+def strip_crm_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove every CRM_* setting and dlt token from the environment for one test.
+
+    ``CRM_TEST_*`` variables are the tests' own settings (``tests/postgres.py``) and stay.
+    """
+    for name in list(os.environ):
+        if name.startswith("CRM_TEST_"):
+            continue
+        if name.startswith("CRM_") or name in ("ACCESS_TOKEN", "CRM__ACCESS_TOKEN"):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No CRM_* setting or dlt token leaks in from the developer's shell."""
-    for name in list(os.environ):
-        if name.startswith("CRM_") or name in ("ACCESS_TOKEN", "CRM__ACCESS_TOKEN"):
-            monkeypatch.delenv(name)
+    strip_crm_settings(monkeypatch)
 
 
 class Warehouse:

