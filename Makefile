@@ -10,8 +10,9 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export CRM_ACCESS_TOKEN ?= sandbox-token
 SANDBOX_PORT ?= 8765
 SANDBOX_RECORDS ?= 1000
+TEST_WORKERS ?= 4
 
-.PHONY: install run test lint format typecheck sandbox dev bench ci clean
+.PHONY: install run test lint format typecheck defs sandbox dev bench ci clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -30,8 +31,8 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.yaml
 run: install $(DAGSTER_HOME)/dagster.yaml  ## Start the sandbox, run crm_sync_job, print rows
 	SANDBOX_RECORDS=$(SANDBOX_RECORDS) $(BIN)/python scripts/run_sync.py
 
-test: install  ## Run the test suite
-	$(BIN)/pytest
+test: install  ## Run the test suite on $(TEST_WORKERS) workers (TEST_WORKERS=0: in this process)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: install
 	$(BIN)/ruff check .
@@ -44,6 +45,9 @@ format: install
 typecheck: install
 	$(BIN)/mypy
 
+defs: install  ## Load the definitions as Dagster does (dg check defs)
+	$(BIN)/dg check defs
+
 sandbox: install  ## Serve the sandbox CRM on 127.0.0.1:$(SANDBOX_PORT)
 	$(BIN)/crm-sandbox --port $(SANDBOX_PORT) --records $(SANDBOX_RECORDS)
 
@@ -55,7 +59,7 @@ dev: install $(DAGSTER_HOME)/dagster.yaml  ## The sandbox plus `dagster dev`, pe
 bench: install  ## Every issue-5 case against its baseline; writes bench/results/latest.*
 	$(BIN)/python bench/run.py --repeat 3
 
-ci: lint typecheck test run
+ci: lint typecheck defs test run
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .dagster_home data .pytest_cache .mypy_cache .ruff_cache

@@ -26,6 +26,12 @@ SANDBOX_RECORDS = 250
 """Three pages per path: two full, one short."""
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the tests that mostly wait on Dagster's daemons first, so that the others run
+    beside them (``make test`` runs the suite on several workers)."""
+    items.sort(key=lambda item: item.get_closest_marker("waits_on_daemons") is None)
+
+
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[CrmSandbox]:
     """A read-only sandbox shared by the session; tests that change data make their own."""

@@ -5,11 +5,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from dagster import AssetKey, AssetSelection, TableSchema
+from dagster import AssetKey, AssetSelection, TableSchema, materialize
 
+from crm_assets.assets import build_crm_assets
+from crm_assets.dlt_resource import CrmDltResource
+from crm_assets.resources import CrmApiResource
 from crm_assets.sources.crm import RESOURCES
 from crm_sandbox.server import CrmSandbox
 from tests.conftest import SANDBOX_RECORDS, Warehouse, on_every_destination, sync
+from tests.postgres import free_port
 
 
 def _materializations(result) -> dict[str, dict]:  # type: ignore[no-untyped-def]
@@ -154,3 +158,29 @@ def test_a_read_timeout_is_retried(
     assert result.success
     assert waits == [2]
     assert warehouse.ids("cases") == set(own_sandbox.truth("/cases"))
+
+
+def test_a_crm_out_of_reach_fails_the_run_naming_resource_host_and_setting(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(time, "sleep", lambda _: None)
+    port = free_port()
+    resources = {
+        "dlt": CrmDltResource(),
+        "crm_api": CrmApiResource(base_url=f"http://127.0.0.1:{port}", access_token="t"),
+        "warehouse": warehouse.resource(),
+    }
+
+    result = materialize(
+        [build_crm_assets("duckdb")],
+        selection=AssetSelection.assets(AssetKey(["crm", "cases"])),
+        resources=resources,
+        raise_on_error=False,
+    )
+
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    message = failure.step_failure_data.error.to_string()
+    assert (
+        f"CRM resource 'cases', page 1: cannot reach 127.0.0.1:{port} (connection refused) "
+        "(check CRM_BASE_URL, and that this machine can reach the CRM)"
+    ) in message

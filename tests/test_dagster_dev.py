@@ -1,154 +1,179 @@
-"""`dagster dev` as a user meets it: webserver and daemon, GraphQL, a launched sync."""
+"""`dagster dev` as users meet it: the location, automation, colliding runs, production instance.
+
+Each test starts its own `dagster dev` (webserver and daemon) and waits on the server's
+state; the warehouse is read only after `dagster dev` has stopped launching runs.
+"""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
+import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
+from dagster import DagsterInstance, materialize
 
+from crm_assets.assets import build_crm_assets
 from crm_assets.constants import SYNC_JOB_NAME
+from crm_assets.dlt_resource import CrmDltResource
+from crm_assets.resources import CrmApiResource
+from crm_assets.sources.crm import RESOURCES
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
 from tests.conftest import Warehouse
+from tests.dagster_dev import ROOT, overlapping, running, wait_until
+from tests.postgres import fresh_database
 
-ROOT = Path(__file__).resolve().parent.parent
-STARTUP_SECONDS = 120
-RUN_SECONDS = 240
-
-DEFINITIONS_QUERY = """
-{ repositoriesOrError { ... on RepositoryConnection { nodes {
-    name location { name } jobs { name } schedules { name } sensors { name } } } }
-  assetNodes { assetKey { path } } }
-"""
-LAUNCH = """
-mutation($selector: JobOrPipelineSelector!) {
-  launchRun(executionParams: {selector: $selector, runConfigData: {}}) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-  }
-}
-"""
-STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+NINE = [["crm", resource.name] for resource in RESOURCES]
+pytestmark = pytest.mark.waits_on_daemons
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def assert_equal_to_the_crm(crm: CrmSandbox, warehouse: Warehouse) -> None:
+    for resource in RESOURCES:
+        assert warehouse.live_ids(resource.name) == set(crm.truth(resource.path)), resource.name
 
 
-class DagsterDev:
-    """A running `dagster dev`, reached through its GraphQL API."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
-        response = requests.post(
-            f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=30
-        )
-        response.raise_for_status()
-        body: dict[str, Any] = response.json()
-        assert "errors" not in body, body
-        return body["data"]
+def location_env(crm: CrmSandbox, warehouse: Warehouse, **settings: str) -> dict[str, str]:
+    return {
+        "CRM_BASE_URL": crm.url,
+        "CRM_ACCESS_TOKEN": DEFAULT_TOKEN,
+        **warehouse.env(),
+        **settings,
+    }
 
 
 @pytest.fixture
-def dagster_dev(own_sandbox: CrmSandbox, tmp_path: Path) -> Iterator[tuple[DagsterDev, Warehouse]]:
-    warehouse = Warehouse(tmp_path)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    port = free_port()
-    env = {
-        **os.environ,
-        "CRM_BASE_URL": own_sandbox.url,
-        "CRM_ACCESS_TOKEN": DEFAULT_TOKEN,
-        **warehouse.env(),
-        "DAGSTER_HOME": str(home),
-    }
-    dagster = str(Path(sys.executable).parent / "dagster")
-    command = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    dev = DagsterDev(f"http://127.0.0.1:{port}")
-    try:
-        wait_until(lambda: loaded(dev), STARTUP_SECONDS, "dagster dev did not load the location")
-        yield dev, warehouse
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
+def home(tmp_path: Path) -> Path:
+    folder = tmp_path / "dagster_home"
+    folder.mkdir()
+    return folder
 
 
-def loaded(dev: DagsterDev) -> bool:
-    try:
-        nodes = dev.graphql(DEFINITIONS_QUERY)["repositoriesOrError"].get("nodes", [])
-    except (requests.RequestException, AssertionError):
-        return False
-    return bool(nodes)
-
-
-def wait_until(condition: Any, seconds: float, message: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, message
-        time.sleep(1)
-
-
-def test_dagster_dev_serves_the_location_and_runs_a_sync(
-    dagster_dev: tuple[DagsterDev, Warehouse], own_sandbox: CrmSandbox
+def test_a_ui_materialization_while_a_catch_up_syncs_waits_for_it_without_a_pool_limit(
+    own_sandbox: CrmSandbox, tmp_path: Path, home: Path
 ) -> None:
-    dev, warehouse = dagster_dev
+    """An instance without deploy/dagster.yaml: the second run waits for the DuckDB file."""
+    crm, warehouse = own_sandbox, Warehouse(tmp_path)
+    holding, released = threading.Event(), threading.Event()
 
-    data = dev.graphql(DEFINITIONS_QUERY)
-    [repository] = data["repositoriesOrError"]["nodes"]
-    assert {job["name"] for job in repository["jobs"]} >= {SYNC_JOB_NAME}
-    assert {schedule["name"] for schedule in repository["schedules"]} == {
-        "crm_sync_schedule",
-        "crm_sweep_schedule",
+    def hold() -> None:
+        holding.set()
+        released.wait(timeout=180)
+
+    crm.on_request("/accounts", 1, hold)
+    try:
+        with running(location_env(crm, warehouse), home) as dev:
+            definitions = dev.definitions()
+            repository = definitions["repositoriesOrError"]["nodes"][0]
+            assert {job["name"] for job in repository["jobs"]} >= {SYNC_JOB_NAME}
+            assert {s["name"] for s in repository["schedules"]} == {
+                "crm_sync_schedule",
+                "crm_sweep_schedule",
+            }
+            assert {s["name"] for s in repository["sensors"]} == {
+                "crm_automation_sensor",
+                "crm_backfill_sensor",
+            }
+            nodes = definitions["assetNodes"]
+            assert sorted(node["assetKey"]["path"] for node in nodes) == sorted(NINE)
+            assert {node["automationCondition"]["label"] for node in nodes} == {"catch up"}
+
+            assert holding.wait(timeout=120), "the automation sensor launched no catch-up"
+            ui_run = dev.launch_assets(NINE)
+            wait_until(
+                lambda: any("Waiting up to" in line for line in dev.messages(ui_run)),
+                120,
+                "the UI's run did not wait for the DuckDB file",
+            )
+            released.set()
+            runs = dev.quiesce()
+    finally:
+        released.set()
+
+    assert {run["tags"].get("crm/trigger") for run in runs} >= {"automation"}
+    assert ui_run in {run["runId"] for run in runs}
+    assert {run["status"] for run in runs} == {"SUCCESS"}, runs
+    assert_equal_to_the_crm(crm, warehouse)
+
+
+def test_freshness_drives_a_catch_up_through_declarative_automation(
+    own_sandbox: CrmSandbox, tmp_path: Path, home: Path
+) -> None:
+    """Synced a minute ago with a one-minute warn window: Dagster's freshness daemon turns the
+    assets WARN and the automation sensor launches one catch-up, shown in their evaluations."""
+    crm, warehouse = own_sandbox, Warehouse(tmp_path)
+    shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    with DagsterInstance.from_config(str(home)) as instance:
+        api = CrmApiResource(base_url=crm.url, access_token=DEFAULT_TOKEN)
+        resources = {"dlt": CrmDltResource(), "crm_api": api, "warehouse": warehouse.resource()}
+        assert materialize([build_crm_assets("duckdb")], resources=resources, instance=instance)
+    settings = {
+        "CRM_FRESHNESS_WARN_MINUTES": "1",
+        "CRM_FRESHNESS_FAIL_MINUTES": "60",
+        "FRESHNESS_DAEMON_INTERVAL_SECONDS": "5",
     }
-    assert {sensor["name"] for sensor in repository["sensors"]} == {
-        "crm_automation_sensor",
-        "crm_backfill_sensor",
+    crm.modify("/cases", 3)
+
+    with running(location_env(crm, warehouse, **settings), home) as dev:
+        dev.stop_instigators(keep={"crm_automation_sensor"})
+        wait_until(
+            lambda: any(run["tags"].get("crm/trigger") == "automation" for run in dev.runs()),
+            180,
+            "no catch-up was launched after the assets turned WARN",
+        )
+        runs = dev.quiesce()
+        evaluations = {tuple(path): dev.evaluations(path) for path in NINE}
+
+    [catch_up] = [run for run in runs if run["tags"].get("crm/trigger") == "automation"]
+    assert catch_up["status"] == "SUCCESS"
+    for path, records in evaluations.items():
+        assert [record["runIds"] for record in records if record["numRequested"]] == [
+            [catch_up["runId"]]
+        ], path
+    assert_equal_to_the_crm(crm, warehouse)
+
+
+@pytest.fixture
+def production_home(home: Path, postgres_admin_url: str) -> Iterator[tuple[Path, str]]:
+    """A DAGSTER_HOME with deploy/production/dagster.yaml and its own Postgres database."""
+    shutil.copy(ROOT / "deploy" / "production" / "dagster.yaml", home / "dagster.yaml")
+    with fresh_database(postgres_admin_url) as url:
+        yield home, url.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+@pytest.mark.parametrize("warehouse", ["postgres"], indirect=True)
+def test_the_production_instance_runs_schedule_automation_and_backfill_one_at_a_time(
+    own_sandbox: CrmSandbox, warehouse: Warehouse, production_home: tuple[Path, str]
+) -> None:
+    """Postgres storage, queued runs, the pool limit: every trigger launches, none overlap."""
+    crm = own_sandbox
+    home, storage_url = production_home
+    # The schedule's one tick: the first minute that starts at least 30 s from now, after
+    # dagster dev is up (a tick that passed before the daemon started is not run).
+    tick = (datetime.now(UTC) + timedelta(seconds=90)).replace(second=0, microsecond=0)
+    settings = {
+        "DAGSTER_POSTGRES_URL": storage_url,
+        "CRM_SYNC_CRON": f"{tick.minute} {tick.hour} * * *",
+        "CRM_SYNC_START": "2025-06-01T00:00:00Z",
+        "CRM_BACKFILL_WINDOW_DAYS": "1000",
     }
-    keys = {tuple(node["assetKey"]["path"]) for node in data["assetNodes"]}
-    assert len(keys) == 9 and all(key[0] == "crm" for key in keys)
 
-    selector = {
-        "repositoryLocationName": repository["location"]["name"],
-        "repositoryName": repository["name"],
-        "jobName": SYNC_JOB_NAME,
-    }
-    launched = dev.graphql(LAUNCH, selector=selector)["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
+    with running(location_env(crm, warehouse, **settings), home) as dev:
+        wait_until(
+            lambda: (
+                {"automation", "history", "schedule"}
+                <= {
+                    run["tags"].get("crm/trigger")
+                    for run in dev.runs()
+                    if run["status"] == "SUCCESS"
+                }
+            ),
+            300,
+            "the schedule, the automation sensor and the backfill sensor did not all sync",
+        )
+        runs = dev.quiesce()
 
-    def finished() -> bool:
-        status = dev.graphql(STATUS, id=run_id)["runOrError"]["status"]
-        assert status not in ("FAILURE", "CANCELED"), status
-        return bool(status == "SUCCESS")
-
-    wait_until(finished, RUN_SECONDS, "the launched sync did not finish")
-    assert warehouse.ids("accounts") == set(own_sandbox.truth("/accounts"))
-    assert warehouse.ids("documents") == warehouse.ids("opportunity_lines")
+    assert {run["status"] for run in runs} == {"SUCCESS"}, runs
+    assert overlapping(runs) == []
+    assert_equal_to_the_crm(crm, warehouse)

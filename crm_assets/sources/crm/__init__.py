@@ -5,10 +5,11 @@ from crm_assets.sources.crm.errors import (
     CrmMalformedPageError,
     CrmRecordError,
     CrmStatusError,
+    CrmUnreachableError,
 )
 from crm_assets.sources.crm.paginator import PageLimitPaginator
 from crm_assets.sources.crm.settings import RESOURCE_NAMES, RESOURCES, CrmResource, with_paths
-from crm_assets.sources.crm.source import crm_source, rest_api_config
+from crm_assets.sources.crm.source import crm_source, rest_api_configs
 
 __all__ = [
     "RESOURCES",
@@ -18,8 +19,9 @@ __all__ = [
     "CrmRecordError",
     "CrmResource",
     "CrmStatusError",
+    "CrmUnreachableError",
     "PageLimitPaginator",
     "crm_source",
-    "rest_api_config",
+    "rest_api_configs",
     "with_paths",
 ]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from requests import HTTPError, Response
+from requests.exceptions import Timeout
+from urllib3.exceptions import NameResolutionError
 
 _HINTS: dict[int, str] = {
     400: "the server rejected the query; check the resource's path and the sync settings",
@@ -21,7 +25,7 @@ class CrmError(HTTPError):
     """
 
     def __init__(
-        self, resource: str, page: str, problem: str, hint: str, response: Response
+        self, resource: str, page: str, problem: str, hint: str, response: Response | None
     ) -> None:
         self.resource = resource
         self.page = page
@@ -45,6 +49,39 @@ class CrmMalformedPageError(CrmError):
 
 class CrmRecordError(CrmError):
     """A well-formed page holding a record the warehouse cannot take; not retried."""
+
+
+class CrmUnreachableError(CrmError):
+    """The CRM could not be reached, or did not answer, after all retries."""
+
+
+def unreachable(resource: str, url: str, page: str, error: BaseException) -> CrmUnreachableError:
+    """What went wrong reaching ``url``, in the shape of every other CRM error."""
+    parts = urlsplit(url)
+    host = parts.hostname or url
+    place = f"{host}:{parts.port}" if parts.port else host
+    if _caused_by(error, NameResolutionError):
+        problem = f"cannot reach {place} (name does not resolve)"
+    elif _caused_by(error, ConnectionRefusedError):
+        problem = f"cannot reach {place} (connection refused)"
+    elif isinstance(error, Timeout):
+        problem = f"no answer from {place} in time ({type(error).__name__})"
+    else:
+        problem = f"cannot reach {place} ({type(error).__name__})"
+    hint = "check CRM_BASE_URL, and that this machine can reach the CRM"
+    return CrmUnreachableError(resource, page, problem, hint, None)
+
+
+def _caused_by(error: BaseException | None, kind: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, kind):
+            return True
+        seen.add(id(error))
+        nested = error.args[0] if error.args and isinstance(error.args[0], BaseException) else None
+        reason = getattr(error, "reason", None)
+        error = error.__cause__ or error.__context__ or reason or nested
+    return False
 
 
 def hint_for(status: int) -> str:

@@ -22,11 +22,6 @@ MAX_MESSAGE_CHARS = 300
 _REDACTED = "***"
 
 
-def _page_of(response: Response) -> str:
-    query = parse_qs(urlsplit(response.url or "").query)
-    return query.get("page", ["?"])[-1]
-
-
 def _server_message(response: Response) -> str:
     try:
         body = orjson.loads(response.content)
@@ -53,42 +48,75 @@ def _missing_key(body: dict[str, Any]) -> int | None:
     return None
 
 
-def page_checker(
-    resource: str,
-    secret: str,
-    stats: SyncStats | None = None,
-    observe: Callable[[int], None] | None = None,
-    on_page: Callable[[int, list[dict[str, Any]]], None] | None = None,
-) -> Callable[[Response], Response]:
-    """Build the response hook of ``resource``.
+def page_of(url: str | None) -> str:
+    """The page number a request or response URL asks for, ``?`` if none."""
+    query = parse_qs(urlsplit(url or "").query)
+    return query.get("page", ["?"])[-1]
 
-    The hook raises a :class:`CrmError` naming the resource and page for an error status,
-    a body that is not the envelope, or a record without ``id``. It parses the body once
-    (with orjson), takes the records at ``DATA_SELECTOR`` (the seed's ``list.*.record``), and
-    hands dlt that list, so dlt's selector is ``$`` and no JSONPath runs per page.
-    ``secret`` is redacted from any server text quoted in an error. Every response and page
-    is counted in ``stats``, every status is passed to ``observe`` (the prefetch limit
-    slows down on 429), and every checked page's number and records to ``on_page`` (a
-    sweep's listing).
+
+class PageCheck:
+    """The response hook of one resource: every response checked before dlt reads it.
+
+    It raises a :class:`CrmError` naming the resource and page for an error status, a body
+    that is not the envelope, or a record without ``id``. It parses the body once (with
+    orjson), takes the records at ``DATA_SELECTOR`` (the seed's ``list.*.record``), and hands
+    dlt that list, so dlt's selector is ``$`` and no JSONPath runs per page. ``secret`` is
+    redacted from any server text quoted in an error. Every response and page is counted in
+    ``stats``, every status is passed to ``observe`` (the prefetch limit slows down on 429),
+    and every checked page's number and records to ``on_page`` (a sweep's listing).
+
+    Attributes:
+        resource: The resource whose responses it checks; the HTTP side names it in errors.
     """
-    counts = stats or SyncStats()
 
-    def redact(text: str) -> str:
-        return text.replace(secret, _REDACTED) if secret else text
+    def __init__(
+        self,
+        resource: str,
+        secret: str,
+        stats: SyncStats | None = None,
+        observe: Callable[[int], None] | None = None,
+        on_page: Callable[[int, list[dict[str, Any]]], None] | None = None,
+    ) -> None:
+        self.resource = resource
+        self._secret = secret
+        self._stats = stats or SyncStats()
+        self._observe = observe
+        self._on_page = on_page
 
-    def check(response: Response) -> Response:
-        counts.response(resource, response.status_code, len(response.content))
-        if observe is not None:
-            observe(response.status_code)
-        page = _page_of(response)
+    def __deepcopy__(self, memo: dict[int, Any]) -> PageCheck:
+        """The check itself, not a copy.
+
+        dlt copies the source's configuration; the check holds the sync's counters and
+        listings, which must stay shared.
+        """
+        return self
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._secret, _REDACTED) if self._secret else text
+
+    def __call__(self, response: Response, **_: Any) -> Response:
+        """Check ``response``; hand dlt its records, or raise naming the resource and page."""
+        resource = self.resource
+        self._stats.response(resource, response.status_code, len(response.content))
+        if self._observe is not None:
+            self._observe(response.status_code)
+        page = page_of(response.url)
         if response.status_code >= 400:
-            problem = f"HTTP {response.status_code}: {redact(_server_message(response))}"
-            hint = hint_for(response.status_code)
-            raise CrmStatusError(resource, page, problem, hint, response)
+            problem = f"HTTP {response.status_code}: {self._redact(_server_message(response))}"
+            raise CrmStatusError(resource, page, problem, hint_for(response.status_code), response)
+        records = self._records(response, page)
+        response.json = lambda **_: records  # type: ignore[method-assign]
+        self._stats.page(resource, len(records))
+        if self._on_page is not None and page.isdigit():
+            self._on_page(int(page), records)
+        return response
+
+    def _records(self, response: Response, page: str) -> list[dict[str, Any]]:
+        resource = self.resource
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
-            snippet = redact(response.text[:80])
+            snippet = self._redact(response.text[:80])
             problem = f"the body is not valid JSON ({exc}); it starts with {snippet!r}"
             raise CrmMalformedPageError(resource, page, problem, hint_for(502), response) from exc
         envelope_problem = _check_envelope(body)
@@ -99,11 +127,4 @@ def page_checker(
             problem = f"record {position} has no '{PRIMARY_KEY}'"
             hint = "every record needs a non-null id, the primary key; report it to the CRM owner"
             raise CrmRecordError(resource, page, problem, hint, response)
-        records = [item[RECORD_KEY] for item in body[LIST_KEY]]
-        response.json = lambda **_: records  # type: ignore[method-assign]
-        counts.page(resource, len(records))
-        if on_page is not None and page.isdigit():
-            on_page(int(page), records)
-        return response
-
-    return check
+        return [item[RECORD_KEY] for item in body[LIST_KEY]]

@@ -12,7 +12,8 @@ from requests import PreparedRequest, Response, Session
 from requests.adapters import BaseAdapter
 from requests.exceptions import ChunkedEncodingError, ConnectionError, Timeout
 
-from crm_assets.sources.crm.errors import CrmMalformedPageError
+from crm_assets.sources.crm.errors import CrmMalformedPageError, unreachable
+from crm_assets.sources.crm.pages import page_of
 from crm_assets.sources.crm.settings import (
     BACKOFF_FACTOR,
     MAX_RETRIES,
@@ -98,14 +99,24 @@ class CrmHttp:
         """Send ``request`` through this thread's session."""
         return self.session().send(request, **kwargs)
 
-    def front_session(self, send: Callable[..., Response] | None = None) -> Session:
-        """The session dlt's REST client is given, sending through ``send``.
+    def front_session(self, resource: str, send: Callable[..., Response] | None = None) -> Session:
+        """The session dlt's REST client is given for ``resource``, sending through ``send``.
 
         It only prepares requests (proxy settings looked up once per host) and hands them
         to ``send`` (by default this thread's session), which may pass them to other threads.
+        A request that cannot reach the CRM after all retries fails naming ``resource``.
         """
+        inner = send or self.send
+
+        def send_for_resource(request: PreparedRequest, **kwargs: Any) -> Response:
+            try:
+                return inner(request, **kwargs)
+            except (ConnectionError, Timeout) as error:
+                url = request.url or ""
+                raise unreachable(resource, url, page_of(url), error) from error
+
         front = DltSession(timeout=self.timeout, raise_for_status=False)
-        front.send = send or self.send  # type: ignore[method-assign]
+        front.send = send_for_resource  # type: ignore[method-assign]
         front.merge_environment_settings = EnvironmentSettingsPerHost(  # type: ignore[method-assign]
             front.merge_environment_settings
         )

@@ -11,10 +11,10 @@ from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.rest_api import rest_api_resources
 from dlt.sources.rest_api.typing import Endpoint, EndpointResource, RESTAPIConfig
-from requests import Request, Response, Session
+from requests import Request, Session
 
 from crm_assets.sources.crm.columnar import DLT_COLUMN_HINTS, ColumnarPages
-from crm_assets.sources.crm.pages import page_checker
+from crm_assets.sources.crm.pages import PageCheck
 from crm_assets.sources.crm.paginator import PageLimitPaginator
 from crm_assets.sources.crm.prefetch import DEFAULT_CONCURRENCY, AdaptiveLimit, Prefetcher
 from crm_assets.sources.crm.recent import SkipUnchanged
@@ -80,40 +80,52 @@ def _incremental(resource: CrmResource, options: SyncOptions) -> dict[str, Any]:
     return {**common, "initial_value": options.initial_cursor, "lag": options.lookback_seconds}
 
 
-def _session(options: SyncOptions) -> tuple[Session, AdaptiveLimit]:
-    http = CrmHttp(options.timeout)
-    limit = AdaptiveLimit(options.concurrency)
-    if options.concurrency == 1:
-        return http.front_session(), limit
-    return http.front_session(Prefetcher(http.send, limit, options.page_size)), limit
+class _Fronts:
+    """The front sessions of one sync, one per resource, over one prefetcher and pool."""
+
+    def __init__(self, options: SyncOptions) -> None:
+        self.http = CrmHttp(options.timeout)
+        self.limit = AdaptiveLimit(options.concurrency)
+        self._send = (
+            Prefetcher(self.http.send, self.limit, options.page_size)
+            if options.concurrency > 1
+            else None
+        )
+
+    def of(self, resource: str) -> Session:
+        """The session through which ``resource`` is fetched."""
+        return self.http.front_session(resource, self._send)
 
 
-def rest_api_config(
+def rest_api_configs(
     base_url: str,
     access_token: str,
     resources: Sequence[CrmResource] = RESOURCES,
     options: SyncOptions | None = None,
     stats: SyncStats | None = None,
     listings: Mapping[str, Listing] | None = None,
-) -> RESTAPIConfig:
-    """The seed's ``rest_api_source`` configuration, made valid for dlt.
+) -> list[RESTAPIConfig]:
+    """The seed's ``rest_api_source`` configuration, made valid for dlt: one per resource.
 
     Differences from the seed: a :class:`PageLimitPaginator` instance per resource instead
     of the rejected paginator dict; a session carrying the seed's retry policy and
     prefetching the next pages; a response check per resource that fails clearly on a
     malformed page; an incremental cursor sent as ``modified_since``; ``dedup_sort`` so
-    the newest version of an ``id`` wins; and the deletion mark column.
+    the newest version of an ``id`` wins; and the deletion mark column. Each resource gets
+    its own configuration only so that its client's session knows whose requests it sends
+    (a CRM out of reach is reported naming the resource); the sessions share one
+    prefetcher, one limit on requests in flight and one connection pool.
 
     With ``listings`` (a deletion sweep), every resource lists all its records, leaves its
     cursor alone, and records the edges of its pages in its listing.
     """
     options = options or SyncOptions()
-    session, limit = _session(options)
+    fronts = _Fronts(options)
 
     def endpoint(resource: CrmResource) -> EndpointResource:
         listing = listings.get(resource.name) if listings is not None else None
         on_page = listing.record if listing is not None else None
-        check = page_checker(resource.name, access_token, stats, limit.observe, on_page)
+        check = PageCheck(resource.name, access_token, stats, fronts.limit.observe, on_page)
         dlt_columns = DLT_COLUMN_HINTS if options.columnar else {}
         endpoint: Endpoint = {
             "path": resource.path,
@@ -129,15 +141,21 @@ def rest_api_config(
             "endpoint": endpoint,
         }
 
-    return {
-        "client": {
-            "base_url": check_base_url(base_url),
-            "auth": {"type": "bearer", "token": access_token},
-            "session": session,
-        },
-        "resource_defaults": {"primary_key": PRIMARY_KEY, "write_disposition": WRITE_DISPOSITION},
-        "resources": [endpoint(resource) for resource in resources],
-    }
+    return [
+        {
+            "client": {
+                "base_url": check_base_url(base_url),
+                "auth": {"type": "bearer", "token": access_token},
+                "session": fronts.of(resource.name),
+            },
+            "resource_defaults": {
+                "primary_key": PRIMARY_KEY,
+                "write_disposition": WRITE_DISPOSITION,
+            },
+            "resources": [endpoint(resource)],
+        }
+        for resource in resources
+    ]
 
 
 @dlt.source(name="crm", section="crm")
@@ -163,9 +181,8 @@ def crm_source(
     if not access_token:
         raise ValueError("the CRM access token is empty: set CRM_ACCESS_TOKEN")
     options = options or SyncOptions()
-    dlt_resources = rest_api_resources(
-        rest_api_config(base_url, access_token, resources, options, stats, listings)
-    )
+    configs = rest_api_configs(base_url, access_token, resources, options, stats, listings)
+    dlt_resources = [found for config in configs for found in rest_api_resources(config)]
     for resource, spec in zip(dlt_resources, resources, strict=True):
         if options.window is None and listings is None:
             resource.add_filter(SkipUnchanged(spec.name, spec.cursor, options.lookback_seconds))
@@ -188,18 +205,15 @@ def page_reader(
     and are counted in ``stats``; any thread may call it.
     """
     options = options or SyncOptions()
-    front = CrmHttp(options.timeout).front_session()
-    check = page_checker(resource.name, access_token, stats)
+    front = CrmHttp(options.timeout).front_session(resource.name)
+    check = PageCheck(resource.name, access_token, stats)
     url = f"{check_base_url(base_url)}{resource.path}"
     auth = BearerTokenAuth(access_token)
     environment = front.merge_environment_settings(url, {}, None, None, None)
 
-    def hook(response: Response, **_: Any) -> Response:
-        return check(response)
-
     def read(since: str, limit: int) -> list[dict[str, Any]]:
         params: dict[str, str | int] = {"page": 1, "limit": limit, SINCE_PARAM: since}
-        request = Request("GET", url, params=params, auth=auth, hooks={"response": [hook]})
+        request = Request("GET", url, params=params, auth=auth, hooks={"response": [check]})
         response = front.send(front.prepare_request(request), **environment)
         records: list[dict[str, Any]] = response.json()
         return records

@@ -43,10 +43,15 @@ def failure(name: str = "accounts") -> CrmError:
     """Run one resource that must fail; return the ``CrmError`` behind the failure."""
     with pytest.raises(Exception) as raised:
         fetch(name)
-    error: BaseException | None = raised.value
+    return crm_error_behind(raised.value)
+
+
+def crm_error_behind(raised: BaseException) -> CrmError:
+    """The ``CrmError`` that dlt's extraction errors wrap."""
+    error: BaseException | None = raised
     while error is not None and not isinstance(error, CrmError):
         error = error.__cause__ or error.__context__
-    assert isinstance(error, CrmError), f"no CrmError behind {raised.value!r}"
+    assert isinstance(error, CrmError), f"no CrmError behind {raised!r}"
     return error
 
 

@@ -6,8 +6,23 @@ import pytest
 import responses
 from requests.exceptions import ConnectionError, ReadTimeout
 
-from crm_assets.sources.crm import CrmMalformedPageError, CrmRecordError, CrmStatusError
-from tests.sources.crm.conftest import ACCOUNTS_URL, TOKEN, failure, fetch, page_body
+from crm_assets.sources.crm import (
+    CrmMalformedPageError,
+    CrmRecordError,
+    CrmStatusError,
+    CrmUnreachableError,
+    crm_source,
+)
+from crm_assets.sources.crm.source import SyncOptions
+from tests.postgres import free_port as closed_port
+from tests.sources.crm.conftest import (
+    ACCOUNTS_URL,
+    TOKEN,
+    crm_error_behind,
+    failure,
+    fetch,
+    page_body,
+)
 
 RETRIED = (429, 500, 502, 503, 504)
 
@@ -117,3 +132,32 @@ def test_a_record_without_id_fails_at_once_naming_the_record(sleeps: list[float]
     assert isinstance(error, CrmRecordError)
     assert len(responses.calls) == 1
     assert "record 1 has no 'id'" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "problem"),
+    [
+        ("https://crm.invalid", "cannot reach crm.invalid (name does not resolve)"),
+        ("http://127.0.0.1:{port}", "cannot reach 127.0.0.1:{port} (connection refused)"),
+    ],
+)
+def test_a_crm_out_of_reach_fails_after_the_retries_naming_resource_host_and_setting(
+    base_url: str, problem: str, sleeps: list[float]
+) -> None:
+    port = str(closed_port())
+    source = crm_source(
+        base_url=base_url.format(port=port),
+        access_token=TOKEN,
+        options=SyncOptions(concurrency=1),
+    )
+
+    with pytest.raises(Exception) as raised:
+        list(source.resources["cases"])
+
+    error = crm_error_behind(raised.value)
+    assert isinstance(error, CrmUnreachableError)
+    assert str(error) == (
+        f"CRM resource 'cases', page 1: {problem.format(port=port)} "
+        "(check CRM_BASE_URL, and that this machine can reach the CRM)"
+    )
+    assert sleeps == [2, 4, 8]
