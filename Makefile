@@ -32,7 +32,7 @@ run: install $(DAGSTER_HOME)/dagster.yaml  ## Start the sandbox, run crm_sync_jo
 	SANDBOX_RECORDS=$(SANDBOX_RECORDS) $(BIN)/python scripts/run_sync.py
 
 test: install  ## Run the test suite on $(TEST_WORKERS) workers (TEST_WORKERS=0: in this process)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1
 
 lint: install
 	$(BIN)/ruff check .

@@ -14,7 +14,12 @@ from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource, CrmWarehouseResource
 from crm_assets.sources.crm.stats import ResourceStats, SyncStats
 from crm_assets.sources.crm.window import Window
-from crm_assets.warehouse_sql import TableProfile, ensure_deleted_column, profiles
+from crm_assets.warehouse_sql import (
+    TableProfile,
+    ensure_deleted_column,
+    profiles,
+    storage_columns,
+)
 
 
 def cursors(pipeline: dlt.Pipeline, names: Mapping[str, str]) -> dict[str, str | None]:
@@ -150,13 +155,13 @@ def _sync(
             yield result
             continue
         if not tables:
-            ensure_deleted_column(pipeline, list(selected))
+            columns = ensure_deleted_column(pipeline, storage_columns(pipeline, selected))
             if sweep is not None:
                 readers = crm_api.page_readers(selected, stats)
                 swept = sweep.finish(pipeline, readers, _load_id(pipeline))
                 _log_sweep(context, swept)
             after = cursors(pipeline, names)
-            tables = profiles(pipeline, selected)
+            tables = profiles(pipeline, selected, columns)
         name = result.asset_key.path[-1]
         extra = sync_metadata(
             stats.of(name), _duration(pipeline), before[name], after[name], window

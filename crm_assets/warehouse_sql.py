@@ -52,18 +52,24 @@ def storage_columns(pipeline: dlt.Pipeline, tables: Collection[str]) -> dict[str
         return {name: set(columns) for name, columns in client.get_storage_tables(tables)}
 
 
-def profiles(pipeline: dlt.Pipeline, cursors: Mapping[str, str]) -> dict[str, TableProfile]:
+def profiles(
+    pipeline: dlt.Pipeline,
+    cursors: Mapping[str, str],
+    columns: Mapping[str, set[str]] | None = None,
+) -> dict[str, TableProfile]:
     """Row, live-row, null-id, duplicate-id and null-cursor counts per table, over one connection.
 
     Args:
         pipeline: The pipeline whose destination holds the tables.
         cursors: Table name to its cursor column.
+        columns: The tables' columns in the destination, if already known
+            (``storage_columns``).
 
     A table that does not exist yet has only zeros; in one without ``_crm_deleted_at`` (no
     sync since it was introduced), every row is live.
     """
-    existing = storage_columns(pipeline, cursors)
-    found = {table: EMPTY for table, columns in existing.items() if not columns}
+    existing = columns if columns is not None else storage_columns(pipeline, cursors)
+    found = {table: EMPTY for table in cursors if not existing.get(table)}
     with pipeline.sql_client() as client:
         for table, cursor in cursors.items():
             if table in found:
@@ -96,27 +102,32 @@ def _profile(row: Sequence[object]) -> TableProfile:
     )
 
 
-def ensure_deleted_column(pipeline: dlt.Pipeline, tables: Collection[str]) -> list[str]:
-    """Add ``_crm_deleted_at`` to those of ``tables`` that exist without it; their names.
+def ensure_deleted_column(
+    pipeline: dlt.Pipeline, columns: Mapping[str, set[str]]
+) -> dict[str, set[str]]:
+    """Add ``_crm_deleted_at`` to the tables that exist without it; the columns after.
+
+    Args:
+        pipeline: The pipeline whose destination holds the tables.
+        columns: The tables' columns in the destination (``storage_columns``).
 
     dlt adds a column its resource declares only to tables that get rows in a run, so a
     table with no new rows since the column was introduced lacks it. It is added through
     dlt's schema, so dlt knows the table has it.
     """
-    missing = [
-        name
-        for name, columns in storage_columns(pipeline, tables).items()
-        if columns and DELETED_COLUMN not in columns
-    ]
+    missing = [name for name, found in columns.items() if found and DELETED_COLUMN not in found]
     if not missing:
-        return []
+        return dict(columns)
     schema = pipeline.default_schema
     for name in missing:
         schema.update_table(new_table(name, columns=list(DELETED_HINT.values())))
     pipeline.schemas.save_schema(schema)
     with pipeline.destination_client() as client:
         client.update_stored_schema(only_tables=missing, force=True)
-    return missing
+    return {
+        name: found | {DELETED_COLUMN} if name in missing else found
+        for name, found in columns.items()
+    }
 
 
 def unlisted_live_rows(

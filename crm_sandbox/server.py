@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 from collections import Counter, defaultdict
@@ -18,6 +19,8 @@ from crm_sandbox.faults import FaultPlan
 DEFAULT_TOKEN = "sandbox-token"
 ADMIN_PREFIX = "/_sandbox"
 MAX_LIMIT = 100
+SHUTDOWN_POLL_SECONDS = 0.02
+"""How often the serving thread looks for a stop request (the standard library's: 0.5 s)."""
 
 
 def _pause(seconds: float) -> None:
@@ -73,7 +76,8 @@ class CrmSandbox:
         """Serve in a background thread; ``port=0`` picks a free port."""
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        serve = functools.partial(self._server.serve_forever, poll_interval=SHUTDOWN_POLL_SECONDS)
+        self._thread = threading.Thread(target=serve, daemon=True)
         self._thread.start()
         return self
 
@@ -123,11 +127,13 @@ class CrmSandbox:
             return self.data.store(path).restore(ids)
 
     def on_request(self, path: str, number: int, action: Callable[[], object]) -> None:
-        """Run ``action`` just before the ``number``-th data request to ``path`` is answered.
+        """Run ``action`` before the ``number``-th data request to ``path`` from now on is answered.
 
-        For changing records while a sync pages through a path (page drift).
+        1 is the next request. For changing records while a sync pages through a path (page
+        drift), or for a test to learn that a sync reached a given request.
         """
-        self._triggers[path][number] = action
+        with self._stats_lock:
+            self._triggers[path][self._seen[path] + number] = action
 
     def _trigger(self, path: str) -> None:
         with self._stats_lock:

@@ -27,9 +27,19 @@ SANDBOX_RECORDS = 250
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Start the tests that mostly wait on Dagster's daemons first, so that the others run
-    beside them (``make test`` runs the suite on several workers)."""
-    items.sort(key=lambda item: item.get_closest_marker("waits_on_daemons") is None)
+    """Start the tests that mostly wait on Dagster's daemons first, on different workers.
+
+    ``make test`` runs ``pytest -n 4 --dist load --maxschedchunk 1``: pytest-xdist first gives
+    each worker two consecutive tests, so a waiting test every second place lands on its own
+    worker, and the other tests run beside the waits.
+    """
+    waiting = [item for item in items if item.get_closest_marker("waits_on_daemons")]
+    others = [item for item in items if not item.get_closest_marker("waits_on_daemons")]
+    ordered: list[pytest.Item] = []
+    for waiter in waiting:
+        ordered += [waiter, *others[:1]]
+        others = others[1:]
+    items[:] = ordered + others
 
 
 @pytest.fixture(scope="session")

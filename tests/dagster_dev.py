@@ -1,7 +1,7 @@
 """`dagster dev` as a user starts it (webserver and daemon), reached through its GraphQL API.
 
-Waits are on the server's own state (run statuses, event logs), checked once a second up to
-a bound, never a fixed sleep.
+Waits are on the server's own state (run statuses, event logs), checked up to a bound
+(``tests/waiting.py``), never a fixed sleep.
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,10 @@ from typing import Any
 import requests
 
 from tests.postgres import free_port
+from tests.waiting import wait_until
+
+EVERY = 1.0
+"""Seconds between two looks at dagster dev's state."""
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 120
@@ -56,15 +58,6 @@ query($path: [String!]!) {
 """
 STOP_SENSOR = "mutation($id: String!) { stopSensor(id: $id) { __typename } }"
 STOP_SCHEDULE = "mutation($id: String!) { stopRunningSchedule(id: $id) { __typename } }"
-
-
-def wait_until(condition: Callable[[], bool], seconds: float, message: str) -> None:
-    """Check ``condition`` once a second until it holds; fail with ``message`` after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    pause = threading.Event()
-    while not condition():
-        assert time.monotonic() < deadline, message
-        pause.wait(1.0)
 
 
 class DagsterDev:
@@ -142,6 +135,7 @@ class DagsterDev:
             lambda: not any(run["status"] in ACTIVE for run in self.runs()),
             seconds,
             "runs were still in progress",
+            every=EVERY,
         )
         return self.runs()
 
@@ -169,7 +163,7 @@ def running(env: dict[str, str], home: Path) -> Iterator[DagsterDev]:
     )
     dev = DagsterDev(f"http://127.0.0.1:{port}")
     try:
-        wait_until(lambda: loaded(dev), STARTUP_SECONDS, "dagster dev did not load the location")
+        wait_until(lambda: loaded(dev), STARTUP_SECONDS, "dagster dev did not load", every=EVERY)
         yield dev
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,24 +39,17 @@ def start_sync_process(
 
 
 def kill_sync_process_when(
-    condition: Callable[[], bool],
+    moment: Callable[[], object],
     crm: CrmSandbox,
     warehouse: Warehouse,
     home: Path,
     config: Path | None = None,
 ) -> None:
-    """Start a sync process and SIGKILL it as soon as ``condition`` holds."""
+    """Start a sync process; SIGKILL it as soon as ``moment()`` returns (it blocks until then)."""
     killed = start_sync_process(crm, warehouse, home, config)
     try:
-        wait_for(condition, seconds=120)
+        moment()
     finally:
         os.killpg(killed.pid, signal.SIGKILL)
         killed.wait(timeout=30)
     assert killed.returncode == -signal.SIGKILL
-
-
-def wait_for(condition: Callable[[], bool], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the sync process"
-        time.sleep(0.05)

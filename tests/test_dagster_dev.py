@@ -22,8 +22,9 @@ from crm_assets.resources import CrmApiResource
 from crm_assets.sources.crm import RESOURCES
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
 from tests.conftest import Warehouse
-from tests.dagster_dev import ROOT, overlapping, running, wait_until
+from tests.dagster_dev import EVERY, ROOT, overlapping, running
 from tests.postgres import fresh_database
+from tests.waiting import wait_until
 
 NINE = [["crm", resource.name] for resource in RESOURCES]
 pytestmark = pytest.mark.waits_on_daemons
@@ -85,6 +86,7 @@ def test_a_ui_materialization_while_a_catch_up_syncs_waits_for_it_without_a_pool
                 lambda: any("Waiting up to" in line for line in dev.messages(ui_run)),
                 120,
                 "the UI's run did not wait for the DuckDB file",
+                every=EVERY,
             )
             released.set()
             runs = dev.quiesce()
@@ -121,6 +123,7 @@ def test_freshness_drives_a_catch_up_through_declarative_automation(
             lambda: any(run["tags"].get("crm/trigger") == "automation" for run in dev.runs()),
             180,
             "no catch-up was launched after the assets turned WARN",
+            every=EVERY,
         )
         runs = dev.quiesce()
         evaluations = {tuple(path): dev.evaluations(path) for path in NINE}
@@ -171,6 +174,7 @@ def test_the_production_instance_runs_schedule_automation_and_backfill_one_at_a_
             ),
             300,
             "the schedule, the automation sensor and the backfill sensor did not all sync",
+            every=EVERY,
         )
         runs = dev.quiesce()
 

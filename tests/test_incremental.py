@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from dagster import AssetKey, AssetSelection, ExecuteInProcessResult, materialize
@@ -14,6 +15,7 @@ from crm_sandbox.data import PATHS
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
 from tests.conftest import Warehouse, on_every_destination, sync
 from tests.processes import kill_sync_process_when
+from tests.waiting import wait_for, wait_until
 
 
 def assert_equal_to_truth(crm: CrmSandbox, warehouse: Warehouse) -> None:
@@ -116,8 +118,13 @@ def test_a_run_killed_during_extraction_then_a_normal_run_is_equal(
         crm.add("/opportunities", 250)
         crm.reset_stats()
 
-        fetching = lambda: sum(crm.stats()["requests"].values()) >= 4  # noqa: E731
-        kill_sync_process_when(fetching, crm, warehouse, tmp_path / "dagster_home")
+        fetching = threading.Event()
+        crm.on_request("/opportunities", 2, fetching.set)  # the second page of a changed path
+
+        def extracting() -> None:
+            wait_for(fetching, 120, "the sync process did not fetch")
+
+        kill_sync_process_when(extracting, crm, warehouse, tmp_path / "dagster_home")
 
         sync(crm, warehouse)
         assert_equal_to_truth(crm, warehouse)
@@ -133,7 +140,14 @@ def test_a_run_killed_while_loading_then_a_normal_run_is_equal(
         crm.add("/cases", 400)
 
         normalized = warehouse.pipelines_dir / "crm" / "load" / "normalized"
-        loading = lambda: normalized.is_dir() and any(normalized.iterdir())  # noqa: E731
+
+        def loading() -> None:
+            wait_until(
+                lambda: normalized.is_dir() and any(normalized.iterdir()),
+                120,
+                "the sync process did not start loading",
+            )
+
         kill_sync_process_when(loading, crm, warehouse, tmp_path / "dagster_home")
 
         sync(crm, warehouse)

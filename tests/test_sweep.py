@@ -16,6 +16,7 @@ from crm_sandbox.data import PATHS
 from crm_sandbox.server import CrmSandbox
 from tests.conftest import Warehouse, materialized, on_every_destination, sync
 from tests.processes import kill_sync_process_when
+from tests.waiting import wait_for
 
 ACCOUNTS = AssetSelection.assets(AssetKey(["crm", "accounts"]))
 DELETED_PER_PATH = 7
@@ -160,7 +161,7 @@ def drift(crm: CrmSandbox, change: Callable[[list[str]], object]) -> dict[str, s
         seen["skipped"] = store.order[100][1]
         change([seen["changed"]])
 
-    crm.on_request("/accounts", crm.stats()["requests"].get("/accounts", 0) + 2, act)
+    crm.on_request("/accounts", 2, act)
     return seen
 
 
@@ -196,8 +197,7 @@ def test_a_sweep_that_fails_marks_nothing_and_keeps_the_cursor(
     sync(crm, warehouse, selection=ACCOUNTS)
     cursor = warehouse.cursor("accounts")
     crm.delete("/accounts", 4)
-    requests = crm.stats()["requests"]["/accounts"]
-    crm.on_request("/accounts", requests + 3, lambda: crm.faults.script("/accounts", ["401"]))
+    crm.on_request("/accounts", 3, lambda: crm.faults.script("/accounts", ["401"]))
 
     failed = sync(crm, warehouse, selection=ACCOUNTS, sweep=True, raise_on_error=False)
 
@@ -284,11 +284,17 @@ def test_a_sweep_killed_while_confirming_marks_nothing_and_keeps_the_cursor(
         killed.wait(timeout=120)
 
     listing_requests = 2  # two pages of /accounts; the third request confirms
-    crm.on_request("/accounts", crm.stats()["requests"]["/accounts"] + listing_requests + 1, hold)
+    crm.on_request("/accounts", listing_requests + 1, hold)
     config = tmp_path / "sweep.yaml"
     config.write_text("ops:\n  crm_dlt_assets:\n    config:\n      sweep_deletes: true\n")
     try:
-        kill_sync_process_when(confirming.is_set, crm, warehouse, tmp_path / "home", config)
+        kill_sync_process_when(
+            lambda: wait_for(confirming, 120, "the sweep did not confirm"),
+            crm,
+            warehouse,
+            tmp_path / "home",
+            config,
+        )
     finally:
         killed.set()
 

@@ -9,7 +9,7 @@ from crm_assets.sources.crm.errors import (
 )
 from crm_assets.sources.crm.paginator import PageLimitPaginator
 from crm_assets.sources.crm.settings import RESOURCE_NAMES, RESOURCES, CrmResource, with_paths
-from crm_assets.sources.crm.source import crm_source, rest_api_configs
+from crm_assets.sources.crm.source import crm_source, rest_api_config
 
 __all__ = [
     "RESOURCES",
@@ -22,6 +22,6 @@ __all__ = [
     "CrmUnreachableError",
     "PageLimitPaginator",
     "crm_source",
-    "rest_api_configs",
+    "rest_api_config",
     "with_paths",
 ]

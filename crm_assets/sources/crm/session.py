@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import dlt
+from dlt.common.exceptions import ResourceNameNotAvailable
 from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.requests import Session as DltSession
 from requests import PreparedRequest, Response, Session
@@ -99,28 +101,40 @@ class CrmHttp:
         """Send ``request`` through this thread's session."""
         return self.session().send(request, **kwargs)
 
-    def front_session(self, resource: str, send: Callable[..., Response] | None = None) -> Session:
-        """The session dlt's REST client is given for ``resource``, sending through ``send``.
+    def front_session(
+        self, send: Callable[..., Response] | None = None, resource: str | None = None
+    ) -> Session:
+        """The session dlt's REST client is given, sending through ``send``.
 
         It only prepares requests (proxy settings looked up once per host) and hands them
         to ``send`` (by default this thread's session), which may pass them to other threads.
-        A request that cannot reach the CRM after all retries fails naming ``resource``.
+        A request that cannot reach the CRM after all retries fails naming its resource:
+        ``resource``, else the one dlt is extracting (``dlt.current.resource_name``).
         """
         inner = send or self.send
 
-        def send_for_resource(request: PreparedRequest, **kwargs: Any) -> Response:
+        def send_reporting_unreachable(request: PreparedRequest, **kwargs: Any) -> Response:
             try:
                 return inner(request, **kwargs)
             except (ConnectionError, Timeout) as error:
                 url = request.url or ""
-                raise unreachable(resource, url, page_of(url), error) from error
+                name = resource or _extracting()
+                raise unreachable(name, url, page_of(url), error) from error
 
         front = DltSession(timeout=self.timeout, raise_for_status=False)
-        front.send = send_for_resource  # type: ignore[method-assign]
+        front.send = send_reporting_unreachable  # type: ignore[method-assign]
         front.merge_environment_settings = EnvironmentSettingsPerHost(  # type: ignore[method-assign]
             front.merge_environment_settings
         )
         return front
+
+
+def _extracting() -> str:
+    """The resource dlt is extracting in this thread, or ``?`` outside extraction."""
+    try:
+        return dlt.current.resource_name()
+    except ResourceNameNotAvailable:
+        return "?"
 
 
 class EnvironmentSettingsPerHost:

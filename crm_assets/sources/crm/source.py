@@ -80,52 +80,40 @@ def _incremental(resource: CrmResource, options: SyncOptions) -> dict[str, Any]:
     return {**common, "initial_value": options.initial_cursor, "lag": options.lookback_seconds}
 
 
-class _Fronts:
-    """The front sessions of one sync, one per resource, over one prefetcher and pool."""
-
-    def __init__(self, options: SyncOptions) -> None:
-        self.http = CrmHttp(options.timeout)
-        self.limit = AdaptiveLimit(options.concurrency)
-        self._send = (
-            Prefetcher(self.http.send, self.limit, options.page_size)
-            if options.concurrency > 1
-            else None
-        )
-
-    def of(self, resource: str) -> Session:
-        """The session through which ``resource`` is fetched."""
-        return self.http.front_session(resource, self._send)
+def _session(options: SyncOptions) -> tuple[Session, AdaptiveLimit]:
+    http = CrmHttp(options.timeout)
+    limit = AdaptiveLimit(options.concurrency)
+    if options.concurrency == 1:
+        return http.front_session(), limit
+    return http.front_session(send=Prefetcher(http.send, limit, options.page_size)), limit
 
 
-def rest_api_configs(
+def rest_api_config(
     base_url: str,
     access_token: str,
     resources: Sequence[CrmResource] = RESOURCES,
     options: SyncOptions | None = None,
     stats: SyncStats | None = None,
     listings: Mapping[str, Listing] | None = None,
-) -> list[RESTAPIConfig]:
-    """The seed's ``rest_api_source`` configuration, made valid for dlt: one per resource.
+) -> RESTAPIConfig:
+    """The seed's ``rest_api_source`` configuration, made valid for dlt.
 
     Differences from the seed: a :class:`PageLimitPaginator` instance per resource instead
     of the rejected paginator dict; a session carrying the seed's retry policy and
     prefetching the next pages; a response check per resource that fails clearly on a
     malformed page; an incremental cursor sent as ``modified_since``; ``dedup_sort`` so
-    the newest version of an ``id`` wins; and the deletion mark column. Each resource gets
-    its own configuration only so that its client's session knows whose requests it sends
-    (a CRM out of reach is reported naming the resource); the sessions share one
-    prefetcher, one limit on requests in flight and one connection pool.
+    the newest version of an ``id`` wins; and the deletion mark column.
 
     With ``listings`` (a deletion sweep), every resource lists all its records, leaves its
     cursor alone, and records the edges of its pages in its listing.
     """
     options = options or SyncOptions()
-    fronts = _Fronts(options)
+    session, limit = _session(options)
 
     def endpoint(resource: CrmResource) -> EndpointResource:
         listing = listings.get(resource.name) if listings is not None else None
         on_page = listing.record if listing is not None else None
-        check = PageCheck(resource.name, access_token, stats, fronts.limit.observe, on_page)
+        check = PageCheck(resource.name, access_token, stats, limit.observe, on_page)
         dlt_columns = DLT_COLUMN_HINTS if options.columnar else {}
         endpoint: Endpoint = {
             "path": resource.path,
@@ -141,21 +129,15 @@ def rest_api_configs(
             "endpoint": endpoint,
         }
 
-    return [
-        {
-            "client": {
-                "base_url": check_base_url(base_url),
-                "auth": {"type": "bearer", "token": access_token},
-                "session": fronts.of(resource.name),
-            },
-            "resource_defaults": {
-                "primary_key": PRIMARY_KEY,
-                "write_disposition": WRITE_DISPOSITION,
-            },
-            "resources": [endpoint(resource)],
-        }
-        for resource in resources
-    ]
+    return {
+        "client": {
+            "base_url": check_base_url(base_url),
+            "auth": {"type": "bearer", "token": access_token},
+            "session": session,
+        },
+        "resource_defaults": {"primary_key": PRIMARY_KEY, "write_disposition": WRITE_DISPOSITION},
+        "resources": [endpoint(resource) for resource in resources],
+    }
 
 
 @dlt.source(name="crm", section="crm")
@@ -181,8 +163,9 @@ def crm_source(
     if not access_token:
         raise ValueError("the CRM access token is empty: set CRM_ACCESS_TOKEN")
     options = options or SyncOptions()
-    configs = rest_api_configs(base_url, access_token, resources, options, stats, listings)
-    dlt_resources = [found for config in configs for found in rest_api_resources(config)]
+    dlt_resources = rest_api_resources(
+        rest_api_config(base_url, access_token, resources, options, stats, listings)
+    )
     for resource, spec in zip(dlt_resources, resources, strict=True):
         if options.window is None and listings is None:
             resource.add_filter(SkipUnchanged(spec.name, spec.cursor, options.lookback_seconds))
@@ -205,7 +188,7 @@ def page_reader(
     and are counted in ``stats``; any thread may call it.
     """
     options = options or SyncOptions()
-    front = CrmHttp(options.timeout).front_session(resource.name)
+    front = CrmHttp(options.timeout).front_session(resource=resource.name)
     check = PageCheck(resource.name, access_token, stats)
     url = f"{check_base_url(base_url)}{resource.path}"
     auth = BearerTokenAuth(access_token)

@@ -127,6 +127,35 @@ def test_instant_responses_do_not_deadlock_the_prefetcher() -> None:
     assert max(sent) <= 40 + 15
 
 
+class CountingLimit(AdaptiveLimit):
+    """An adaptive limit that tells when every prefetch it let start has finished.
+
+    The prefetcher takes a slot to start a prefetch and releases it in the callback of the
+    finished request, so when the counts match, every page sent ahead has arrived.
+    """
+
+    def __init__(self, maximum: int) -> None:
+        super().__init__(maximum)
+        self.started = self.finished = 0
+        self.changed = threading.Condition()
+
+    def acquire(self) -> bool:
+        taken = super().acquire()
+        with self.changed:
+            self.started += taken
+        return taken
+
+    def release(self) -> None:
+        super().release()
+        with self.changed:
+            self.finished += 1
+            self.changed.notify_all()
+
+    def wait_for_arrivals(self) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.finished == self.started, timeout=30)
+
+
 def test_pages_that_arrived_are_handed_over_together_in_order() -> None:
     def send(request: PreparedRequest, **_: object) -> Response:
         page = int(parse_qs(urlsplit(request.url or "").query)["page"][0])
@@ -136,13 +165,14 @@ def test_pages_that_arrived_are_handed_over_together_in_order() -> None:
         return response
 
     heap = HeapTrimmer(every_pages=1)
-    prefetcher = Prefetcher(send, AdaptiveLimit(4), page_size=100, heap=heap)
+    limit = CountingLimit(4)
+    prefetcher = Prefetcher(send, limit, page_size=100, heap=heap)
     first = Request("GET", "https://crm.test/accounts", params={"page": 1}).prepare()
     counts, ids, page = [], [], 1
     while True:
         request = first.copy()
         request.url = f"https://crm.test/accounts?page={page}"
-        time.sleep(0.05)
+        limit.wait_for_arrivals()
         response = prefetcher(request)
         counts.append(pages_in(response))
         ids.extend(record["id"] for record in response.json())
