@@ -28,7 +28,7 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp deploy/dagster.yaml $@
 
-run: install $(DAGSTER_HOME)/dagster.yaml  ## Start the sandbox, run crm_sync_job, print rows
+run: install  ## The quick start: sandbox CRM, sync, deletions, sweep, tables (VERBOSE=1: event log)
 	SANDBOX_RECORDS=$(SANDBOX_RECORDS) $(BIN)/python scripts/run_sync.py
 
 test: install  ## Run the test suite on $(TEST_WORKERS) workers (TEST_WORKERS=0: in this process)
@@ -51,10 +51,10 @@ defs: install  ## Load the definitions as Dagster does (dg check defs)
 sandbox: install  ## Serve the sandbox CRM on 127.0.0.1:$(SANDBOX_PORT)
 	$(BIN)/crm-sandbox --port $(SANDBOX_PORT) --records $(SANDBOX_RECORDS)
 
-dev: install $(DAGSTER_HOME)/dagster.yaml  ## The sandbox plus `dagster dev`, persistent DAGSTER_HOME
+dev: install $(DAGSTER_HOME)/dagster.yaml  ## The sandbox plus `dg dev` (UI on :3000), persistent DAGSTER_HOME
 	$(BIN)/crm-sandbox --port $(SANDBOX_PORT) --records $(SANDBOX_RECORDS) & \
 	trap "kill $$!" EXIT INT TERM; \
-	CRM_BASE_URL=http://127.0.0.1:$(SANDBOX_PORT) $(BIN)/dagster dev -w workspace.yaml
+	CRM_BASE_URL=http://127.0.0.1:$(SANDBOX_PORT) $(BIN)/dg dev
 
 bench: install  ## Every issue-5 case against its baseline; writes bench/results/latest.*
 	$(BIN)/python bench/run.py --repeat 3

@@ -167,6 +167,7 @@ def _sync(
             stats.of(name), _duration(pipeline), before[name], after[name], window
         )
         extra.update(table_metadata(tables[name], swept.get(name)))
+        context.log.info(_summary(name, stats.of(name), result, tables[name]))
         yield MaterializeResult(
             asset_key=result.asset_key,
             metadata={**(result.metadata or {}), **extra},
@@ -174,6 +175,19 @@ def _sync(
             data_version=result.data_version,
             tags=result.tags,
         )
+
+
+def _summary(
+    name: str, stats: ResourceStats, result: MaterializeResult[Any], table: TableProfile
+) -> str:
+    """One line a person reads for one asset: fetched, merged, and what the table holds."""
+    loaded = (result.metadata or {}).get("rows_loaded")
+    merged = loaded.value if isinstance(loaded, MetadataValue) else loaded
+    return (
+        f"{name}: {stats.records} records fetched in {stats.pages} pages "
+        f"({stats.requests} requests), {merged or 0} rows merged; "
+        f"{table.live_rows} live of {table.rows} rows"
+    )
 
 
 def _log_sweep(context: AssetExecutionContext, swept: Mapping[str, TableSweep]) -> None:

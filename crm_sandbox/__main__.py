@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from crm_sandbox.data import PATHS
 from crm_sandbox.faults import FaultPlan
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
 
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     took = time.perf_counter() - started
     sandbox.start(args.host, args.port)
     print(
-        f"crm-sandbox: serving {sandbox.url} ({args.records} records x 8 paths, built in "
+        f"crm-sandbox: serving {sandbox.url} ({args.records} records on each of "
+        f"{len(PATHS)} paths, {', '.join(PATHS)}, for the nine resources; built in "
         f"{took:.1f}s; admin API under {sandbox.url}/_sandbox)",
         flush=True,
     )

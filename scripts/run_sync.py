@@ -1,26 +1,41 @@
-"""The quick start: start the sandbox CRM, run crm_sync_job with the Dagster CLI, show rows.
+"""The quick start: a sandbox CRM, a sync, deletions in the CRM, a deletion sweep, the tables.
 
-Run by ``make run``. Exits non-zero if the job fails or any table differs from the CRM.
+Run by ``make run`` (``VERBOSE=1 make run`` shows Dagster's whole event log). Both runs go
+through ``dg launch`` as a user would start them. The sandbox is generated afresh each time,
+so the quick start starts from an empty warehouse and instance of its own
+(``data/quickstart.duckdb``, ``.dagster_home/quickstart``). Exits non-zero if a run fails or
+any table's live rows differ from the CRM.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
 import orjson
 import requests
 
-from crm_assets.constants import DEFAULT_DUCKDB_PATH, SYNC_JOB_NAME
+from crm_assets.constants import ASSETS_OP_NAME, DEFAULT_DATASET, SYNC_JOB_NAME
 from crm_assets.sources.crm import RESOURCES
+from crm_assets.sources.crm.settings import DELETED_COLUMN
+from crm_sandbox.data import PATHS
 from crm_sandbox.server import DEFAULT_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
+WAREHOUSE = ROOT / "data" / "quickstart.duckdb"
+HOME = ROOT / ".dagster_home" / "quickstart"
 RECORDS = int(os.environ.get("SANDBOX_RECORDS", "1000"))
+VERBOSE = os.environ.get("VERBOSE", "") not in ("", "0")
+DELETED_PER_PATH = 7
+DATASET = DEFAULT_DATASET
+_MESSAGE = re.compile(r" - INFO - .*? - [0-9a-f-]{36} - (?:\S+ - )?(?P<message>.*)$")
 
 
 def start_sandbox() -> tuple[subprocess.Popen[str], str]:
@@ -36,52 +51,97 @@ def start_sandbox() -> tuple[subprocess.Popen[str], str]:
     if not match:
         process.kill()
         raise SystemExit(f"the sandbox did not start: {line!r}")
+    print(line.strip())
     return process, match.group(1)
 
 
-def run_job(base_url: str) -> int:
-    """Materialize the nine assets through ``dagster job execute``."""
+def launch(base_url: str, op_config: Mapping[str, object], title: str) -> bool:
+    """``dg launch --job crm_sync_job`` with ``op_config``; print its progress lines."""
+    print(f"\n{title}")
     env = {
         **os.environ,
         "CRM_BASE_URL": base_url,
         "CRM_ACCESS_TOKEN": os.environ.get("CRM_ACCESS_TOKEN", DEFAULT_TOKEN),
-        "DAGSTER_HOME": os.environ.get("DAGSTER_HOME", str(ROOT / ".dagster_home")),
+        "CRM_DESTINATION": "duckdb",
+        "CRM_DUCKDB_PATH": str(WAREHOUSE),
+        "CRM_DATASET": DATASET,
+        "DAGSTER_HOME": str(HOME),
     }
-    Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    dagster = str(Path(sys.executable).parent / "dagster")
-    command = [dagster, "job", "execute", "-m", "crm_assets.definitions", "-j", SYNC_JOB_NAME]
-    return subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
+    level = "DEBUG" if VERBOSE else "INFO"
+    config = {
+        "ops": {ASSETS_OP_NAME: {"config": dict(op_config)}},
+        "loggers": {"console": {"config": {"log_level": level}}},
+    }
+    with tempfile.NamedTemporaryFile("wb", suffix=".json") as file:
+        file.write(orjson.dumps(config))
+        file.flush()
+        dg = str(Path(sys.executable).parent / "dg")
+        command = [dg, "launch", "--job", SYNC_JOB_NAME, "--config", file.name]
+        process = subprocess.run(
+            command, env=env, cwd=ROOT, capture_output=True, text=True, check=False
+        )
+    output = process.stdout + process.stderr
+    if VERBOSE or process.returncode != 0:
+        print(output)
+    else:
+        for line in output.splitlines():
+            match = _MESSAGE.search(line)
+            if match:
+                print(f"  {match['message']}")
+    return process.returncode == 0
+
+
+def delete_in_crm(base_url: str) -> None:
+    """Delete records on every path of the sandbox, as users of the CRM would."""
+    for path in PATHS:
+        body: dict[str, str | int] = {"path": path, "count": DELETED_PER_PATH}
+        requests.post(f"{base_url}/_sandbox/delete", json=body, timeout=30).raise_for_status()
+    print(f"\nDeleted {DELETED_PER_PATH} records of every path in the CRM.")
 
 
 def report(base_url: str) -> bool:
-    """Print warehouse rows against CRM records per table; True if all match."""
+    """Print each table's live and deleted rows against the CRM's records; True if equal."""
     truth = orjson.loads(requests.get(f"{base_url}/_sandbox/truth", timeout=30).content)
-    path = ROOT / os.environ.get("CRM_DUCKDB_PATH", DEFAULT_DUCKDB_PATH)
-    dataset = os.environ.get("CRM_DATASET", "crm")
-    print(f"\n{'table':24} {'rows':>8} {'in CRM':>8}  match")
+    print(f"\n{'table':24} {'live rows':>9} {'deleted':>8} {'in CRM':>8}  equal")
     matched = True
-    with duckdb.connect(str(path), read_only=True) as warehouse:
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as warehouse:
         for resource in RESOURCES:
-            ids = {
-                row[0]
-                for row in warehouse.sql(f"select id from {dataset}.{resource.name}").fetchall()
-            }
-            same = ids == set(truth[resource.path])
+            rows = warehouse.sql(
+                f"select id, {DELETED_COLUMN} is not null from {DATASET}.{resource.name}"
+            ).fetchall()
+            live = {key for key, deleted in rows if not deleted}
+            same = live == set(truth[resource.path])
             matched &= same
-            crm_count = len(truth[resource.path])
-            print(f"{resource.name:24} {len(ids):>8} {crm_count:>8}  {'yes' if same else 'NO'}")
-    print(f"\nwarehouse: {path} (dataset {dataset})")
+            print(
+                f"{resource.name:24} {len(live):>9} {len(rows) - len(live):>8} "
+                f"{len(truth[resource.path]):>8}  {'yes' if same else 'NO'}"
+            )
+    print(f"\nwarehouse: {WAREHOUSE.relative_to(ROOT)} (dataset {DATASET})")
     return matched
 
 
+def reset() -> None:
+    """An empty warehouse and instance for the quick start; the instance's pool limit."""
+    WAREHOUSE.unlink(missing_ok=True)
+    shutil.rmtree(HOME, ignore_errors=True)
+    HOME.mkdir(parents=True)
+    shutil.copy(ROOT / "deploy" / "dagster.yaml", HOME / "dagster.yaml")
+
+
 def main() -> int:
-    """Start the sandbox, run the job, report, and stop the sandbox."""
+    """Start the sandbox, sync, delete in the CRM, sweep, report, stop the sandbox."""
+    reset()
     sandbox, base_url = start_sandbox()
     try:
-        if run_job(base_url) != 0:
-            print("crm_sync_job failed; see the Dagster output above", file=sys.stderr)
+        if not launch(base_url, {}, "Sync (crm_sync_job):"):
+            print("crm_sync_job failed; see the output above", file=sys.stderr)
             return 1
-        return 0 if report(base_url) else 1
+        synced = report(base_url)
+        delete_in_crm(base_url)
+        if not launch(base_url, {"sweep_deletes": True}, "Deletion sweep (sweep_deletes):"):
+            print("the deletion sweep failed; see the output above", file=sys.stderr)
+            return 1
+        return 0 if report(base_url) and synced else 1
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=10)
