@@ -35,6 +35,7 @@ from crm_assets.settings import InvalidSettingError, memory_limit_bytes, share
 from crm_assets.sources.crm import CrmResource, crm_source, with_paths
 from crm_assets.sources.crm.dlt_defaults import use_sync_defaults
 from crm_assets.sources.crm.dlt_internals import DuckDbCredentials
+from crm_assets.sources.crm.pacing import RequestPacer
 from crm_assets.sources.crm.prefetch import DEFAULT_CONCURRENCY
 from crm_assets.sources.crm.settings import (
     DEFAULT_LOOKBACK_SECONDS,
@@ -152,6 +153,7 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
         stats: SyncStats | None = None,
         loader_file_format: str | None = None,
         listings: Mapping[str, Listing] | None = None,
+        pacer: RequestPacer | None = None,
     ) -> DltSource:
         """A fresh dlt source carrying the token, for one run (of one window, if given).
 
@@ -165,14 +167,18 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
             options=self.options(window, columnar=loader_file_format == "parquet"),
             stats=stats,
             listings=listings,
+            pacer=pacer,
         )
 
-    def page_readers(self, names: Iterable[str], stats: SyncStats) -> dict[str, PageReader]:
+    def page_readers(
+        self, names: Iterable[str], stats: SyncStats, pacer: RequestPacer | None = None
+    ) -> dict[str, PageReader]:
         """Readers of single pages by ``modified_since``, per resource, for a sweep."""
         by_name = {resource.name: resource for resource in self.resources()}
         token, options = self.token(), self.options()
         return {
-            name: page_reader(self.base_url, token, by_name[name], options, stats) for name in names
+            name: page_reader(self.base_url, token, by_name[name], options, stats, pacer)
+            for name in names
         }
 
     def _initial_cursor(self) -> str:

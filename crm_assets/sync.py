@@ -12,6 +12,7 @@ from crm_assets.config import CrmSyncConfig
 from crm_assets.deletions import DeletionSweep, TableSweep
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource, CrmWarehouseResource
+from crm_assets.sources.crm.pacing import RequestPacer
 from crm_assets.sources.crm.stats import ResourceStats, SyncStats
 from crm_assets.sources.crm.window import Window
 from crm_assets.warehouse_sql import (
@@ -133,7 +134,7 @@ def _sync(
     sweep: DeletionSweep | None,
 ) -> Iterator[Any]:
     """One sync through ``pipeline``: dagster-dlt's run, a sweep's marks, metadata per asset."""
-    stats = SyncStats(log=context.log.info)
+    stats, pacer = SyncStats(log=context.log.info), RequestPacer()
     names = {resource.name: resource.cursor for resource in crm_api.resources()}
     selected = {name: names[name] for name in (key.path[-1] for key in context.selected_asset_keys)}
     pipeline.sync_destination()
@@ -142,7 +143,7 @@ def _sync(
     results = dlt_resource.run(
         context=context,
         dlt_source=crm_api.build_source(
-            window, stats, loader_file_format, sweep.listings if sweep else None
+            window, stats, loader_file_format, sweep.listings if sweep else None, pacer
         ),
         dlt_pipeline=pipeline,
         loader_file_format=loader_file_format,
@@ -157,7 +158,7 @@ def _sync(
         if not tables:
             columns = ensure_deleted_column(pipeline, storage_columns(pipeline, selected))
             if sweep is not None:
-                readers = crm_api.page_readers(selected, stats)
+                readers = crm_api.page_readers(selected, stats, pacer)
                 swept = sweep.finish(pipeline, readers, _load_id(pipeline))
                 _log_sweep(context, swept)
             after = cursors(pipeline, names)
@@ -167,6 +168,7 @@ def _sync(
             stats.of(name), _duration(pipeline), before[name], after[name], window
         )
         extra.update(table_metadata(tables[name], swept.get(name)))
+        extra["paced_requests_per_second"] = MetadataValue.float(round(pacer.rate or 0.0, 2))
         context.log.info(_summary(name, stats.of(name), result, tables[name]))
         yield MaterializeResult(
             asset_key=result.asset_key,

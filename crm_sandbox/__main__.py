@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from crm_sandbox.data import PATHS
+from crm_sandbox.data import DEFAULT_SHAPE, PATHS, SHAPES
 from crm_sandbox.faults import FaultPlan
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
 
@@ -21,6 +21,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of failing requests")
     parser.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds on 429")
+    parser.add_argument(
+        "--rate-limit", type=float, default=None, help="requests served per second at most"
+    )
+    parser.add_argument(
+        "--rate-limit-headers", action="store_true", help="send RateLimit-* headers"
+    )
+    parser.add_argument("--shape", choices=SHAPES, default=DEFAULT_SHAPE, help="record shape")
     return parser
 
 
@@ -32,7 +39,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.perf_counter()
     faults = FaultPlan(rate=args.fault_rate, retry_after=args.retry_after, seed=args.seed)
-    sandbox = CrmSandbox(args.records, args.seed, args.token, args.latency, faults)
+    sandbox = CrmSandbox(
+        args.records,
+        args.seed,
+        args.token,
+        args.latency,
+        faults,
+        rate_limit=args.rate_limit,
+        rate_limit_headers=args.rate_limit_headers,
+        shape=args.shape,
+    )
     took = time.perf_counter() - started
     sandbox.start(args.host, args.port)
     print(

@@ -143,6 +143,54 @@ _FIELDS: dict[str, dict[str, FieldMaker]] = {
 }
 
 
+_SENTENCE = (
+    "Met the buying committee; they want a pilot in two regions before the renewal. "
+    "Pricing was discussed at length, legal asked for the data processing annex, and the "
+    "champion — a café chain's head of ops in Zürich — will present to the board. "
+    "Follow up with the revised quote and the security questionnaire. "
+)
+
+
+def _notes(rng: random.Random, _: int) -> Any:
+    start = rng.randrange(len(_SENTENCE))
+    return _maybe(rng, (_SENTENCE * 3)[start : start + rng.randint(200, 400)])
+
+
+def _emails(rng: random.Random, _: int) -> Any:
+    names = ("ada", "grace", "linus", "zoë", "ёжик", "ana.maria")
+    return [
+        f"{rng.choice(names)}{rng.randint(1, 99)}@example.com" for _ in range(rng.randint(1, 3))
+    ]
+
+
+def _labels(rng: random.Random, _: int) -> Any:
+    return [rng.choice(_WORDS[:-1]) for _ in range(rng.randint(1, 4))]
+
+
+def _owner(rng: random.Random, number: int) -> Any:
+    region = rng.choice(("EMEA", "AMER", "APAC"))
+    return {
+        "Id": f"usr_{rng.randint(0, 50):04x}",
+        "Name": _text(rng, number),
+        "Team": {"Name": rng.choice(("Enterprise", "Mid-market", "SMB")), "Region": region},
+    }
+
+
+_LIST_FIELDS: dict[str, FieldMaker] = {
+    "Labels": _labels,
+    "Emails": _emails,
+    "Owner": _owner,
+    "Notes": _notes,
+}
+"""Added to every path's fields in the ``lists`` shape: two non-empty lists on (almost)
+every record, a nested object, and a few hundred characters of text."""
+
+SHAPES: tuple[str, ...] = ("plain", "lists")
+"""``plain``: flat records, about one in seven holding a list; ``lists``: most records hold
+lists, a nested object and long text, as many CRMs' records do."""
+DEFAULT_SHAPE = "plain"
+
+
 def _prefix(path: str) -> str:
     return path.strip("/")[:3]
 
@@ -159,6 +207,7 @@ class PathStore:
     order: list[tuple[int, str]] = field(default_factory=list)
     deleted: dict[str, dict[str, Any]] = field(default_factory=dict)
     created: int = 0
+    shape: str = DEFAULT_SHAPE
 
     def _new_record(self, modified: int) -> dict[str, Any]:
         number = self.created
@@ -172,7 +221,8 @@ class PathStore:
             "createdby": rng.choice(_USERS),
             "modifiedby": rng.choice(_USERS),
         }
-        for name, make in _FIELDS[self.path].items():
+        extra = _LIST_FIELDS if self.shape == "lists" else {}
+        for name, make in {**_FIELDS[self.path], **extra}.items():
             record[name] = make(rng, number)
         return record
 
@@ -270,12 +320,15 @@ class PathStore:
 class CrmData:
     """All paths of the sandbox CRM, with one monotonic clock for changes."""
 
-    def __init__(self, records: int, seed: int = 7) -> None:
+    def __init__(self, records: int, seed: int = 7, shape: str = DEFAULT_SHAPE) -> None:
+        if shape not in SHAPES:
+            raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
         self.lock = threading.RLock()
         self._last_change = 0
         self.paths: dict[str, PathStore] = {}
         for path in PATHS:
-            store = PathStore(path, random.Random(f"{seed}:{path}"), self._tick)
+            rng = random.Random(f"{seed}:{path}")
+            store = PathStore(path, rng, self._tick, shape=shape)
             store.generate(records)
             self.paths[path] = store
         self._last_change = max(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import socket
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,8 +14,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from crm_sandbox.data import PATHS, CrmData, parse_time
+from crm_sandbox.data import DEFAULT_SHAPE, PATHS, CrmData, parse_time
 from crm_sandbox.faults import FaultPlan
+from crm_sandbox.ratelimit import TokenBucket
 
 DEFAULT_TOKEN = "sandbox-token"
 ADMIN_PREFIX = "/_sandbox"
@@ -41,6 +43,10 @@ class CrmSandbox:
         token: The bearer token the server accepts.
         latency: Seconds every data request waits before it answers.
         faults: Which requests fail, and how.
+        rate_limit: Data requests served per second at most (a token bucket with a burst of
+            as many); beyond it, ``429`` with ``Retry-After``.
+        rate_limit_headers: Send ``RateLimit-*`` headers describing the bucket.
+        shape: What records look like (``data.SHAPES``).
     """
 
     def __init__(
@@ -50,8 +56,13 @@ class CrmSandbox:
         token: str = DEFAULT_TOKEN,
         latency: float = 0.0,
         faults: FaultPlan | None = None,
+        rate_limit: float | None = None,
+        rate_limit_headers: bool = False,
+        shape: str = DEFAULT_SHAPE,
     ) -> None:
-        self.data = CrmData(records, seed)
+        self.data = CrmData(records, seed, shape)
+        self.bucket = TokenBucket(rate_limit) if rate_limit else None
+        self.rate_limit_headers = rate_limit_headers
         self.token = token
         self.latency = latency
         self.faults = faults or FaultPlan(seed=seed)
@@ -61,6 +72,8 @@ class CrmSandbox:
         self._triggers: defaultdict[str, dict[int, Callable[[], object]]] = defaultdict(dict)
         self._seen: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
+        self._first_answer: float | None = None
+        self._last_answer: float | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -144,23 +157,33 @@ class CrmSandbox:
                 action()
 
     def stats(self) -> dict[str, Any]:
-        """Requests per path, responses per status, and records served."""
+        """Requests per path, responses per status, records served, seconds answering.
+
+        ``answering_seconds`` runs from the first to the last data request answered.
+        """
         with self._stats_lock:
+            first, last = self._first_answer, self._last_answer
             return {
                 "requests": dict(self.requests),
                 "statuses": {str(code): n for code, n in self.statuses.items()},
                 "records_served": self.records_served,
+                "answering_seconds": last - first if first is not None and last else 0.0,
             }
 
     def reset_stats(self) -> None:
         """Zero the request and record counters."""
         with self._stats_lock:
+            self._first_answer = self._last_answer = None
             self.requests.clear()
             self.statuses.clear()
             self.records_served = 0
 
     def _count(self, path: str, status: int, records: int = 0) -> None:
+        now = time.monotonic()
         with self._stats_lock:
+            if self._first_answer is None:
+                self._first_answer = now
+            self._last_answer = now
             self.requests[path] += 1
             self.statuses[status] += 1
             self.records_served += records
@@ -202,7 +225,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
+        bucket = self.crm.bucket
+        limits = bucket.headers() if bucket and self.crm.rate_limit_headers else {}
+        for key, value in {**limits, **(headers or {})}.items():
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(body)
@@ -241,6 +266,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self.crm.latency:
             _pause(self.crm.latency)
+        if self._refused(path):
+            return
         self.crm._trigger(path)
         fault = self.crm.faults.draw(path)
         if fault is not None and self._fault(path, fault):
@@ -250,6 +277,17 @@ class _Handler(BaseHTTPRequestHandler):
         body = b'{"list":[' + b",".join(blobs) + b'],"page":%d,"limit":%d}' % (page, limit)
         self.crm._count(path, 200, len(blobs))
         self._send(200, _corrupt(body, fault))
+
+    def _refused(self, path: str) -> bool:
+        """Refuse the request with 429 if the rate limit has no token left."""
+        bucket = self.crm.bucket
+        if bucket is None:
+            return False
+        wait = bucket.take()
+        if wait is None:
+            return False
+        self._error(path, 429, "rate limit exceeded", **{"Retry-After": str(wait)})
+        return True
 
     def _fault(self, path: str, kind: str) -> bool:
         """Answer with the fault ``kind``; return False for faults applied to the body."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 from dagster import AssetKey, AssetSelection, ExecuteInProcessResult, materialize
 
 from crm_assets.assets import build_crm_assets
@@ -13,7 +14,7 @@ from crm_assets.resources import CrmApiResource, CrmWarehouseResource
 from crm_assets.sources.crm import RESOURCES
 from crm_sandbox.data import PATHS
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
-from tests.conftest import Warehouse, on_every_destination, sync
+from tests.conftest import Warehouse, materialized, on_every_destination, sync
 from tests.processes import kill_sync_process_when
 from tests.waiting import wait_for, wait_until
 
@@ -190,3 +191,20 @@ def test_running_out_of_duckdb_memory_names_the_setting_and_the_next_sync_comple
 
         assert run("256MB").success
         assert_equal_to_truth(crm, warehouse)
+
+
+@pytest.mark.parametrize("headers", [False, True])
+def test_a_sync_under_a_rate_limit_succeeds_equal_with_few_refusals(
+    warehouse: Warehouse, headers: bool
+) -> None:
+    with CrmSandbox(records=150, seed=6, rate_limit=6, rate_limit_headers=headers) as crm:
+        result = sync(crm, warehouse)
+
+        statuses = crm.stats()["statuses"]
+        assert result.success
+        assert_equal_to_truth(crm, warehouse)
+    served, refused = int(statuses["200"]), int(statuses.get("429", 0))
+    assert served >= 9 * 2, "two pages of every path"
+    assert refused <= 9, f"{refused} refused of {served + refused}"
+    paced = {meta["paced_requests_per_second"] for meta in materialized(result).values()}
+    assert len(paced) == 1 and (refused == 0 or 0 < paced.pop() < 12)

@@ -15,6 +15,7 @@ then paid once per batch instead of once per page.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,10 +27,20 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from requests import PreparedRequest, Response
 
 from crm_assets.sources.crm.heap import HeapTrimmer
+from crm_assets.sources.crm.pacing import RequestPacer
 from crm_assets.sources.crm.paginator import PAGES_ATTRIBUTE
 
 DEFAULT_CONCURRENCY = 32
 """Requests in flight at most, across the resources of one sync; halved on every 429."""
+
+INITIAL_IN_FLIGHT = 4
+"""Prefetches in flight at most when a sync starts."""
+SLOW_START_SUCCESSES = 2
+"""Successes per extra prefetch in flight until the first 429."""
+PACED_AHEAD_SECONDS = 0.5
+PACED_IN_FLIGHT = 2
+"""Once requests are paced: prefetches in flight at most, half a second of the pace, and at
+least this many."""
 
 MAX_BATCH_PAGES = 50
 """Pages handed over together at most."""
@@ -49,37 +60,57 @@ def _shared_executor() -> ThreadPoolExecutor:
 
 
 class AdaptiveLimit:
-    """How many prefetches may be in flight: halved on a 429, grown back by one per success.
+    """How many prefetches may be in flight: a few at first, then up to the concurrency.
+
+    It grows by half a request per success until the CRM first refuses one (429), then by one
+    per round trip. What is in flight when a rate-limited CRM's allowance runs out is refused,
+    all of it; growing by half the successes keeps that to about half the CRM's burst, and
+    against a CRM without a cap the limit still reaches the concurrency within a few round
+    trips. How fast requests start is the pacer's business (``pacing``); once it paces, pages
+    are sent ahead no further than half a second of its rate, which covers round trips of up
+    to half a second, since every page sent past the end of a path costs allowance.
 
     Args:
         maximum: The configured concurrency.
+        pacer: The sync's pacer, whose rate bounds how far ahead pages are sent.
     """
 
-    def __init__(self, maximum: int = DEFAULT_CONCURRENCY) -> None:
+    def __init__(
+        self, maximum: int = DEFAULT_CONCURRENCY, pacer: RequestPacer | None = None
+    ) -> None:
         if maximum < 1:
             raise ValueError(f"concurrency must be at least 1, got {maximum}")
         self.maximum = maximum
-        self.limit = maximum
+        self._pacer = pacer
+        self.limit = min(maximum, INITIAL_IN_FLIGHT)
         self.in_flight = 0
         self._successes = 0
+        self._slow_start = True
         self._lock = threading.Lock()
 
     def observe(self, status: int) -> None:
         """Adjust the limit to a response status."""
         with self._lock:
             if status == 429:
-                self.limit = max(1, self.limit // 2)
-                self._successes = 0
-            elif status < 400:
+                self._slow_start = False
+            elif status < 400 and self.limit < self.maximum:
                 self._successes += 1
-                if self._successes >= self.limit and self.limit < self.maximum:
+                if self._successes >= (SLOW_START_SUCCESSES if self._slow_start else self.limit):
                     self.limit += 1
                     self._successes = 0
+
+    @property
+    def allowed(self) -> int:
+        """Prefetches in flight at most now."""
+        rate = self._pacer.rate if self._pacer is not None else None
+        if rate is None:
+            return self.limit
+        return min(self.limit, max(PACED_IN_FLIGHT, math.ceil(rate * PACED_AHEAD_SECONDS)))
 
     def acquire(self) -> bool:
         """Take a slot if one is free."""
         with self._lock:
-            if self.in_flight >= self.limit:
+            if self.in_flight >= self.allowed:
                 return False
             self.in_flight += 1
             return True

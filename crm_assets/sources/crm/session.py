@@ -15,6 +15,7 @@ from requests.adapters import BaseAdapter
 from requests.exceptions import ChunkedEncodingError, ConnectionError, Timeout
 
 from crm_assets.sources.crm.errors import CrmMalformedPageError, unreachable
+from crm_assets.sources.crm.pacing import PacedAdapter, RequestPacer
 from crm_assets.sources.crm.pages import page_of
 from crm_assets.sources.crm.settings import (
     BACKOFF_FACTOR,
@@ -63,20 +64,27 @@ class CrmHttp:
     transport faults at most 3 times, waiting 2, 4 and 8 seconds (backoff factor 2) unless
     the server sends ``Retry-After``, which is honoured. Any other error status fails at once.
 
+    Every request, retries included, waits for its turn with ``pacer`` (``pacing``), in the
+    transport adapter all sessions share.
+
     Args:
         timeout: Connect and read timeout of one request, in seconds.
         connections: Connections kept open to the CRM at most.
-        adapter: A transport adapter to mount instead of the network's (benchmarks).
+        pacer: Paces the requests of one sync to the rate the CRM allows.
+        adapter: A transport adapter to mount instead of the paced one (benchmarks).
     """
 
     def __init__(
         self,
         timeout: float = REQUEST_TIMEOUT_SECONDS,
         connections: int = MAX_CONNECTIONS,
+        pacer: RequestPacer | None = None,
         adapter: BaseAdapter | None = None,
     ) -> None:
         self.timeout = timeout
-        self._adapter = adapter
+        self._adapter = adapter or PacedAdapter(
+            pacer or RequestPacer(), pool_connections=1, pool_maxsize=connections
+        )
         self._client = Client(
             request_timeout=timeout,
             max_connections=connections,
@@ -92,7 +100,7 @@ class CrmHttp:
     def session(self) -> Session:
         """The calling thread's session, with the retry policy."""
         session = self._client.session
-        if self._adapter is not None and session.get_adapter("https://") is not self._adapter:
+        if session.get_adapter("https://") is not self._adapter:
             session.mount("http://", self._adapter)
             session.mount("https://", self._adapter)
         return session

@@ -14,6 +14,7 @@ from dlt.sources.rest_api.typing import Endpoint, EndpointResource, RESTAPIConfi
 from requests import Request, Session
 
 from crm_assets.sources.crm.columnar import DLT_COLUMN_HINTS, ColumnarPages
+from crm_assets.sources.crm.pacing import RequestPacer
 from crm_assets.sources.crm.pages import PageCheck
 from crm_assets.sources.crm.paginator import PageLimitPaginator
 from crm_assets.sources.crm.prefetch import DEFAULT_CONCURRENCY, AdaptiveLimit, Prefetcher
@@ -80,9 +81,10 @@ def _incremental(resource: CrmResource, options: SyncOptions) -> dict[str, Any]:
     return {**common, "initial_value": options.initial_cursor, "lag": options.lookback_seconds}
 
 
-def _session(options: SyncOptions) -> tuple[Session, AdaptiveLimit]:
-    http = CrmHttp(options.timeout)
-    limit = AdaptiveLimit(options.concurrency)
+def _session(options: SyncOptions, pacer: RequestPacer | None) -> tuple[Session, AdaptiveLimit]:
+    pacer = pacer or RequestPacer()
+    http = CrmHttp(options.timeout, pacer=pacer)
+    limit = AdaptiveLimit(options.concurrency, pacer)
     if options.concurrency == 1:
         return http.front_session(), limit
     return http.front_session(send=Prefetcher(http.send, limit, options.page_size)), limit
@@ -95,6 +97,7 @@ def rest_api_config(
     options: SyncOptions | None = None,
     stats: SyncStats | None = None,
     listings: Mapping[str, Listing] | None = None,
+    pacer: RequestPacer | None = None,
 ) -> RESTAPIConfig:
     """The seed's ``rest_api_source`` configuration, made valid for dlt.
 
@@ -105,10 +108,11 @@ def rest_api_config(
     the newest version of an ``id`` wins; and the deletion mark column.
 
     With ``listings`` (a deletion sweep), every resource lists all its records, leaves its
-    cursor alone, and records the edges of its pages in its listing.
+    cursor alone, and records the edges of its pages in its listing. ``pacer`` paces the
+    requests to the rate the CRM allows (a new one if not given).
     """
     options = options or SyncOptions()
-    session, limit = _session(options)
+    session, limit = _session(options, pacer)
 
     def endpoint(resource: CrmResource) -> EndpointResource:
         listing = listings.get(resource.name) if listings is not None else None
@@ -148,6 +152,7 @@ def crm_source(
     options: SyncOptions | None = None,
     stats: SyncStats | None = None,
     listings: Mapping[str, Listing] | None = None,
+    pacer: RequestPacer | None = None,
 ) -> list[DltResource]:
     """The CRM resources, each merged into a table of its name by ``id``.
 
@@ -159,12 +164,14 @@ def crm_source(
         stats: Collects requests, pages and retries per resource, and logs progress.
         listings: For a deletion sweep: every resource lists all its records and records
             its pages' edges here (see ``sweep``).
+        pacer: Paces the requests to the rate the CRM allows (``pacing``); shared with a
+            sweep's page readers.
     """
     if not access_token:
         raise ValueError("the CRM access token is empty: set CRM_ACCESS_TOKEN")
     options = options or SyncOptions()
     dlt_resources = rest_api_resources(
-        rest_api_config(base_url, access_token, resources, options, stats, listings)
+        rest_api_config(base_url, access_token, resources, options, stats, listings, pacer)
     )
     for resource, spec in zip(dlt_resources, resources, strict=True):
         if options.window is None and listings is None:
@@ -181,6 +188,7 @@ def page_reader(
     resource: CrmResource,
     options: SyncOptions | None = None,
     stats: SyncStats | None = None,
+    pacer: RequestPacer | None = None,
 ) -> PageReader:
     """Reads page 1 of ``resource`` from a ``modified_since``, as a sweep confirms candidates.
 
@@ -188,7 +196,7 @@ def page_reader(
     and are counted in ``stats``; any thread may call it.
     """
     options = options or SyncOptions()
-    front = CrmHttp(options.timeout).front_session(resource=resource.name)
+    front = CrmHttp(options.timeout, pacer=pacer).front_session(resource=resource.name)
     check = PageCheck(resource.name, access_token, stats)
     url = f"{check_base_url(base_url)}{resource.path}"
     auth = BearerTokenAuth(access_token)

@@ -70,19 +70,26 @@ def test_prefetching_sends_few_requests_past_the_last_page(tmp_path: Path) -> No
     )
 
 
-def test_the_limit_halves_on_429_and_grows_back() -> None:
+def test_the_limit_starts_small_grows_by_half_the_successes_then_one_per_round_trip() -> None:
     limit = AdaptiveLimit(8)
+    assert limit.limit == 4
+    for _ in range(4):
+        limit.observe(200)
+    assert limit.limit == 6
 
     limit.observe(429)
-    assert limit.limit == 4
-    limit.observe(429)
-    assert limit.limit == 2
-    for _ in range(2):
+    assert limit.limit == 6
+    for _ in range(5):
         limit.observe(200)
-    assert limit.limit == 3
-    assert [limit.acquire() for _ in range(4)] == [True, True, True, False]
+    assert limit.limit == 6
+    limit.observe(200)
+    assert limit.limit == 7
+    assert [limit.acquire() for _ in range(8)] == [True] * 7 + [False]
     limit.release()
     assert limit.acquire()
+    for _ in range(100):
+        limit.observe(200)
+    assert limit.limit == 8
 
 
 def test_a_concurrency_below_one_is_refused() -> None:
