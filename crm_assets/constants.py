@@ -26,35 +26,30 @@ DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
 
 Loads start within ``DUCKDB_START_MEMORY_LIMIT`` and a load job that runs out is retried
 within twice as much, up to this (``duckdb_destination``). A table's staging copy needs
-about 1 MB per column: 1GB stages tables of several hundred columns."""
+memory in proportion to its columns: 1GB stages tables of several hundred columns."""
 
 DUCKDB_START_MEMORY_LIMIT = "64MB"
 """DuckDB's memory limit when a sync starts loading.
 
-DuckDB fills what it is allowed with cached blocks, and a sync holds one connection, so its
-peak followed the limit: at 1M records 849 MB with none, 619 MB with 256MB, 501 MB with
-128MB, about 450 MB with 64MB, no slower. 64MB merges the sandbox's 111,112-record tables
-(32MB does not) and stages tables of up to about 50 text columns."""
+DuckDB fills what it is allowed with cached blocks and a sync holds one connection, so the
+sync's peak follows this limit; a lower one costs no speed. It is the smallest that merges
+the sandbox's largest tables; wider tables get more on retry (``duckdb_destination``)."""
 
 DUCKDB_CHECKPOINT_THRESHOLD = "16MB"
 """DuckDB writes its log to the file once it grows past this (DuckDB's own default).
 
-dlt sets 1GB on every connection it opens, as it closes the file, and so checkpoints it,
-after each load job. A sync holds one connection: with 1GB nothing was written to the file
-until the sync ended, and every row loaded stayed in DuckDB's memory, up to its limit (at
-1M records 105-113 MB of the 122 MiB usable), leaving the merges of the last tables to
-spill: nine tables of 55,556 rows of 40 text columns merged in turn on one connection took
-134 s with 1GB, 91 s with 16MB, on two threads (``bench/duckdb_merge.py --rows 55556
---tables 9 --threads 0``). Writing as it goes costs the sandbox's narrow 180k-record full
-load about 0.35 s."""
+dlt sets 1GB on every connection it opens, relying on closing the file after each load job
+to checkpoint it. A sync holds one connection, so with 1GB nothing reaches the file until
+the sync ends and every row loaded stays in DuckDB's memory, leaving the merges of the last
+tables to spill to disk; writing as it goes keeps them in memory
+(``bench/duckdb_merge.py`` compares both)."""
 
 DUCKDB_LOAD_THREADS = 1
 """DuckDB's threads on the connection a sync loads through (DuckDB's default: one per core).
 
-Each thread of a merge holds its own buffers within the memory limit: within 128MB, with
-two threads, a table of 40 text columns did not merge at 166,668 rows and one of 80
-columns not at 111,112; with one thread both merged, and 333,336 x 40 too
-(``bench/duckdb_merge.py --columns 80``, ``--threads 0`` for two)."""
+Each thread of a merge holds its own buffers within the memory limit, so one thread merges
+tables several times larger than two threads can within the same limit
+(``bench/duckdb_merge.py --threads 0`` for one per core)."""
 
 PARQUET_DESTINATIONS = frozenset({"duckdb", "motherduck"})
 """Destinations loaded from parquet files: far faster and leaner than dlt's default."""

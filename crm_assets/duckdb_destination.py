@@ -1,11 +1,9 @@
 """dlt's DuckDB destination, giving load jobs the memory they need, up to the limit.
 
-DuckDB fills whatever memory it is allowed with cached blocks, so a sync's peak grew with
-the limit rather than with what its merges needed (sandbox, 1M records: 499 MB within
-128MB, about 450 MB within 64MB, both merging). Yet a table's staging copy needs about
-1 MB per column whatever its rows (``bench/duckdb_merge.py --rows 5000``: 40 text columns
-do not stage within 48MB, 80 not within 64MB, 120 not within 128MB). So a sync starts
-within ``DUCKDB_START_MEMORY_LIMIT``; a load job that fails is retried by dlt (DuckDB's
+DuckDB fills whatever memory it is allowed with cached blocks, so a sync's peak follows
+the limit rather than what its merges need; yet a wide table's staging copy needs more
+than a narrow one's, whatever its rows. So a sync starts within
+``DUCKDB_START_MEMORY_LIMIT``; a load job that fails is retried by dlt (DuckDB's
 out-of-memory error is transient to dlt), and each retry doubles the limit, up to
 ``CRM_DUCKDB_MEMORY_LIMIT``, for the rest of the sync. Raising it for the rest keeps the
 limit one value while dlt runs jobs in parallel (``LOAD__WORKERS``). The hook is dlt's
@@ -120,8 +118,8 @@ class SteppedMemoryDuckDb(duckdb):
     ) -> DestinationCapabilitiesContext:
         """The destination's capabilities, resolved once per naming convention.
 
-        Without a ``config``, dlt resolves the destination's configuration for every call,
-        about 9 ms each; a sync asked 19 times. The factory is built for one sync, so
+        Without a ``config``, dlt resolves the destination's configuration anew for every
+        call, and a sync asks many times. The factory is built for one sync, so
         its settings do not change in between. Each caller gets its own copy, which dlt
         adjusts (the loader file formats).
         """

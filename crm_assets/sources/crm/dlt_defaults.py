@@ -1,8 +1,8 @@
 """dlt settings the sync is tuned for, in effect from whatever folder the code runs.
 
 dlt reads ``.dlt/config.toml`` from the working folder only, so a code server started
-elsewhere lost them: twenty load workers instead of one (1M records: peak 538-553 MB
-against 485-502 MB with one) and compressed intermediate files. They are registered as a
+elsewhere would lose them (twenty load workers instead of one, compressed intermediate
+files, both costing memory or time). They are registered as a
 dlt configuration provider consulted after every other one, so environment variables
 (``LOAD__WORKERS=20``) and ``.dlt/*.toml`` still override them.
 """
@@ -21,11 +21,10 @@ SYNC_DEFAULTS: dict[str, Any] = {
     "load": {"workers": 1},
     "data_writer": {"disable_compression": True},
 }
-"""Load jobs one at a time: DuckDB writes one file, so parallel jobs gained little (180k
-records: load step 1.0 s -> 2.0 s) and each held its own buffers (1M records: 620 MB peak
-with dlt's 20 workers, 446 MB with one); for a server warehouse set ``LOAD__WORKERS=20``.
-Intermediate files uncompressed: they live on local disk for seconds, and compressing them
-cost more than any other single step of a full load (2.3 s of 18 s)."""
+"""Load jobs one at a time: DuckDB writes one file, so parallel jobs gain nothing and each
+holds its own buffers; for a server warehouse set ``LOAD__WORKERS=20``. Intermediate files
+uncompressed: they live on local disk for seconds, and compressing them is among the
+costliest steps of a full load."""
 
 
 class SyncDefaults(BaseDocProvider):

@@ -149,7 +149,7 @@ class EnvironmentSettingsPerHost:
     """``Session.merge_environment_settings`` looked up once per host and settings.
 
     requests reads the proxy variables (``HTTPS_PROXY``, ``NO_PROXY``, ...) from the
-    environment on every request, about 0.2 ms each; one sync sends thousands to one host.
+    environment on every request, and one sync sends thousands to one host.
     Proxies still come from the environment, once per sync, and still depend on the host.
     """
 
