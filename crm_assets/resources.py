@@ -103,7 +103,7 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
         default=DEFAULT_CONCURRENCY,
         ge=1,
         le=64,
-        description="Requests in flight at most; halved on each 429 (1: one page at a time).",
+        description="Requests in flight at most, reached gradually (1: one page at a time).",
     )
     lookback_seconds: float = Field(
         default=DEFAULT_LOOKBACK_SECONDS,

@@ -31,7 +31,7 @@ from crm_assets.sources.crm.pacing import RequestPacer
 from crm_assets.sources.crm.paginator import PAGES_ATTRIBUTE
 
 DEFAULT_CONCURRENCY = 32
-"""Requests in flight at most, across the resources of one sync; halved on every 429."""
+"""Requests in flight at most, across the resources of one sync (``AdaptiveLimit``)."""
 
 INITIAL_IN_FLIGHT = 4
 """Prefetches in flight at most when a sync starts."""
