@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import closing
 from datetime import UTC
@@ -66,6 +67,21 @@ def strip_crm_settings(monkeypatch: pytest.MonkeyPatch) -> None:
             continue
         if name.startswith("CRM_") or name in ("ACCESS_TOKEN", "CRM__ACCESS_TOKEN"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record every wait instead of sleeping, moving ``time.monotonic`` on by it.
+
+    Time passes for whatever reads the clock as if the waits had been slept: a retry's
+    backoff and the request pacer's pause overlap as they do in a real sync, so a test sees
+    the waits a real sync would make.
+    """
+    recorded: list[float] = []
+    real_monotonic = time.monotonic
+    monkeypatch.setattr(time, "monotonic", lambda: real_monotonic() + sum(recorded))
+    monkeypatch.setattr(time, "sleep", recorded.append)
+    return recorded
 
 
 @pytest.fixture(autouse=True)

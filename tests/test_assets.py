@@ -123,10 +123,8 @@ def test_a_rejected_token_fails_clearly_and_keeps_loaded_data(
 
 
 def test_transient_faults_are_retried_over_http(
-    own_sandbox: CrmSandbox, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+    own_sandbox: CrmSandbox, warehouse: Warehouse, waits: list[float]
 ) -> None:
-    waits: list[float] = []
-    monkeypatch.setattr(time, "sleep", waits.append)
     own_sandbox.faults.retry_after = 3
     own_sandbox.faults.script("/accounts", ["503", "429", "reset"])
     own_sandbox.faults.script("/cases", ["truncated"])
@@ -141,10 +139,8 @@ def test_transient_faults_are_retried_over_http(
 
 
 def test_a_read_timeout_is_retried(
-    own_sandbox: CrmSandbox, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+    own_sandbox: CrmSandbox, warehouse: Warehouse, waits: list[float]
 ) -> None:
-    waits: list[float] = []
-    monkeypatch.setattr(time, "sleep", waits.append)
     own_sandbox.faults.slow_seconds = 120  # never answers before the client gives up
     own_sandbox.faults.script("/cases", ["slow"])
 

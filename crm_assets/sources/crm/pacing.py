@@ -10,6 +10,7 @@ of a sync (pages, prefetches, retries, a sweep's confirmation reads) waits its t
   requests it admitted between two refusals, over the time between them, is the rate it
   refills at, whatever burst it allows; before a second refusal, the ceiling is what it
   admitted over the last second. The pace drops under it (``DECREASE``), once per pause.
+  A refusal with nothing admitted before it says nothing about the rate: it only pauses.
 - While requests succeed, the pace climbs back to just under the ceiling within seconds
   (``RECOVERY``, ``HOLD``), then probes beyond it slowly (``PROBE``), faster the longer
   nothing is refused: a raised cap, or a 429 that was only a passing fault, is outgrown, at
@@ -64,14 +65,14 @@ class RequestPacer:
     """When each request of one sync may start.
 
     Args:
-        clock: Monotonic seconds.
+        clock: Monotonic seconds (``time.monotonic`` when the time is read).
         sleep: Waits a number of seconds (``time.sleep`` when the wait happens).
         wall_clock: Unix seconds, for resets given as a Unix time.
     """
 
     def __init__(
         self,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
         sleep: Callable[[float], object] | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -92,10 +93,13 @@ class RequestPacer:
         self._since_refusal = 0
         self._admitted: deque[float] = deque()
 
+    def _now(self) -> float:
+        return (self._clock or time.monotonic)()
+
     def wait_turn(self) -> None:
         """Wait until the next request may start, and take its turn."""
         with self._lock:
-            now = self._clock()
+            now = self._now()
             start = max(now, self._paused_until, self._next_slot)
             if self.rate is not None:
                 self._next_slot = start + 1.0 / self.rate
@@ -105,7 +109,7 @@ class RequestPacer:
     def observe(self, status: int, headers: Mapping[str, str]) -> None:
         """Learn from a response's status and headers."""
         with self._lock:
-            now = self._clock()
+            now = self._now()
             if status == 429:
                 self._refusal(now, _seconds(headers.get("Retry-After")))
                 return
@@ -123,9 +127,12 @@ class RequestPacer:
         if already_paused and self.rate is not None:
             return
         if self._refused_at is None:
-            measured = len(self._recent(now)) / _WINDOW
+            admitted, seconds = len(self._recent(now)), _WINDOW
         else:
-            measured = self._since_refusal / max(now - self._refused_at, _WINDOW)
+            admitted, seconds = self._since_refusal, max(now - self._refused_at, _WINDOW)
+        if admitted == 0:
+            return
+        measured = admitted / seconds
         self._refused_at, self._since_refusal = now, 0
         self.ceiling = max(MIN_RATE, measured)
         self.rate = max(MIN_RATE, self.ceiling * DECREASE)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -66,14 +65,6 @@ def no_active_pipeline() -> Iterator[None]:
     context.deactivate()
     yield
     context.deactivate()
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the waits of the retry policy instead of sleeping."""
-    waits: list[float] = []
-    monkeypatch.setattr(time, "sleep", waits.append)
-    return waits
 
 
 ACCOUNTS = next(resource for resource in RESOURCES if resource.name == "accounts")

@@ -29,13 +29,13 @@ RETRIED = (429, 500, 502, 503, 504)
 
 @pytest.mark.parametrize("status", RETRIED)
 @responses.activate
-def test_retried_statuses_get_three_retries_with_backoff(status: int, sleeps: list[float]) -> None:
+def test_retried_statuses_get_three_retries_with_backoff(status: int, waits: list[float]) -> None:
     responses.get(ACCOUNTS_URL, status=status, json={"error": "busy"})
 
     error = failure()
 
     assert len(responses.calls) == 4
-    assert sleeps == [2, 4, 8]
+    assert waits == [2, 4, 8]
     assert isinstance(error, CrmStatusError)
     assert error.resource == "accounts"
     assert error.page == "1"
@@ -44,32 +44,32 @@ def test_retried_statuses_get_three_retries_with_backoff(status: int, sleeps: li
 
 @pytest.mark.parametrize("status", RETRIED)
 @responses.activate
-def test_a_transient_status_then_success_loads_the_page(status: int, sleeps: list[float]) -> None:
+def test_a_transient_status_then_success_loads_the_page(status: int, waits: list[float]) -> None:
     responses.get(ACCOUNTS_URL, status=status)
     responses.get(ACCOUNTS_URL, status=status)
     responses.get(ACCOUNTS_URL, body=page_body(0, 3))
 
     assert len(fetch()) == 3
-    assert sleeps == [2, 4]
+    assert waits == [2, 4]
 
 
 @responses.activate
-def test_retry_after_is_honoured(sleeps: list[float]) -> None:
+def test_retry_after_is_honoured(waits: list[float]) -> None:
     responses.get(ACCOUNTS_URL, status=429, headers={"Retry-After": "7"})
     responses.get(ACCOUNTS_URL, body=page_body(0, 1))
 
     assert len(fetch()) == 1
-    assert sleeps == [7]
+    assert waits == [7]
 
 
 @pytest.mark.parametrize("fault", [ConnectionError("reset by peer"), ReadTimeout("read timed out")])
 @responses.activate
-def test_transport_faults_are_retried(fault: Exception, sleeps: list[float]) -> None:
+def test_transport_faults_are_retried(fault: Exception, waits: list[float]) -> None:
     responses.get(ACCOUNTS_URL, body=fault)
     responses.get(ACCOUNTS_URL, body=page_body(0, 2))
 
     assert len(fetch()) == 2
-    assert sleeps == [2]
+    assert waits == [2]
 
 
 @pytest.mark.parametrize(
@@ -83,14 +83,14 @@ def test_transport_faults_are_retried(fault: Exception, sleeps: list[float]) -> 
 )
 @responses.activate
 def test_client_errors_fail_at_once_without_the_token(
-    status: int, hint: str, sleeps: list[float]
+    status: int, hint: str, waits: list[float]
 ) -> None:
     responses.get(ACCOUNTS_URL, status=status, json={"error": f"denied for Bearer {TOKEN}"})
 
     error = failure()
 
     assert len(responses.calls) == 1
-    assert sleeps == []
+    assert waits == []
     message = str(error)
     assert message.startswith(f"CRM resource 'accounts', page 1: HTTP {status}: denied")
     assert hint in message
@@ -109,7 +109,7 @@ def test_client_errors_fail_at_once_without_the_token(
 )
 @responses.activate
 def test_a_malformed_page_is_retried_then_reported(
-    body: bytes, problem: str, sleeps: list[float]
+    body: bytes, problem: str, waits: list[float]
 ) -> None:
     responses.get(ACCOUNTS_URL, body=body)
 
@@ -122,7 +122,7 @@ def test_a_malformed_page_is_retried_then_reported(
 
 
 @responses.activate
-def test_a_record_without_id_fails_at_once_naming_the_record(sleeps: list[float]) -> None:
+def test_a_record_without_id_fails_at_once_naming_the_record(waits: list[float]) -> None:
     responses.get(
         ACCOUNTS_URL, body=b'{"list": [{"record": {"id": "a"}}, {"record": {"id": null}}]}'
     )
@@ -142,7 +142,7 @@ def test_a_record_without_id_fails_at_once_naming_the_record(sleeps: list[float]
     ],
 )
 def test_a_crm_out_of_reach_fails_after_the_retries_naming_resource_host_and_setting(
-    base_url: str, problem: str, sleeps: list[float]
+    base_url: str, problem: str, waits: list[float]
 ) -> None:
     port = str(closed_port())
     source = crm_source(
@@ -160,4 +160,4 @@ def test_a_crm_out_of_reach_fails_after_the_retries_naming_resource_host_and_set
         f"CRM resource 'cases', page 1: {problem.format(port=port)} "
         "(check CRM_BASE_URL, and that this machine can reach the CRM)"
     )
-    assert sleeps == [2, 4, 8]
+    assert waits == [2, 4, 8]

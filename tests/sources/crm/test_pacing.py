@@ -109,9 +109,24 @@ def test_the_pace_climbs_back_to_just_under_the_ceiling_then_probes_beyond(
 
 def test_the_pace_never_falls_below_its_floor(clock: Clock) -> None:
     pacer = pacer_on(clock)
+    pacer.observe(200, {})
     pacer.observe(429, {})
+    clock.now += 100.0
+    pacer.observe(200, {})
+    pacer.observe(429, {})  # one admitted in 100 s
 
     assert pacer.rate == MIN_RATE
+
+
+def test_a_refusal_before_anything_was_admitted_pauses_without_pacing(clock: Clock) -> None:
+    pacer = pacer_on(clock)
+    pacer.observe(429, {"Retry-After": "2"})
+
+    for _ in range(3):
+        pacer.wait_turn()
+        pacer.observe(200, {})
+
+    assert clock.slept == [2.0] and pacer.rate is None and pacer.refused == 1
 
 
 @pytest.mark.parametrize(

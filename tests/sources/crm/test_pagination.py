@@ -12,7 +12,7 @@ from crm_assets.sources.crm.settings import INITIAL_CURSOR
 from crm_assets.sources.crm.window import Window
 from tests.sources.crm.conftest import ACCOUNTS, ACCOUNTS_URL, TOKEN, fetch, page_body
 
-pytestmark = pytest.mark.usefixtures("sleeps")
+pytestmark = pytest.mark.usefixtures("waits")
 
 
 @responses.activate
