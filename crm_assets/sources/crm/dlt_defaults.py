@@ -4,7 +4,8 @@ dlt reads ``.dlt/config.toml`` from the working folder only, so a code server st
 elsewhere would lose them (twenty load workers instead of one, compressed intermediate
 files, both costing memory or time). They are registered as a
 dlt configuration provider consulted after every other one, so environment variables
-(``LOAD__WORKERS=20``) and ``.dlt/*.toml`` still override them.
+(``LOAD__WORKERS=20``) and ``.dlt/*.toml`` still override them. The normalize step's
+workers are answered when dlt asks, from the work waiting (``normalize_workers``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, ClassVar
 import dlt
 
 from crm_assets.sources.crm.dlt_internals import BaseDocProvider, DuplicateConfigProviderException
+from crm_assets.sources.crm.normalize_workers import normalize_workers
 
 SYNC_DEFAULTS: dict[str, Any] = {
     "load": {"workers": 1},
@@ -34,6 +36,16 @@ class SyncDefaults(BaseDocProvider):
 
     def __init__(self) -> None:
         super().__init__(copy.deepcopy(SYNC_DEFAULTS))
+
+    def get_value(
+        self, key: str, hint: type[Any], pipeline_name: str | None, *sections: str
+    ) -> tuple[Any | None, str]:
+        """A default's value; ``normalize.workers`` from the running pipeline's pending work."""
+        if key == "workers" and sections[-1:] == ("normalize",):
+            workers = normalize_workers()
+            if workers is not None:
+                return workers, self.get_key_name(key, *sections)
+        return super().get_value(key, hint, pipeline_name, *sections)  # type: ignore[arg-type]
 
     @property
     def name(self) -> str:

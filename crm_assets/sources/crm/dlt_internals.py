@@ -18,9 +18,13 @@ compare every table:
 - Warehouse SQL (``crm_assets/warehouse_sql.py``): the SQL client and job client base
   classes, schema utilities. Guarded by the sweep and check tests on DuckDB and Postgres.
 - Sync defaults (``dlt_defaults``): the document provider base class.
+- Normalize workers (``normalize_workers``): the container and the pipeline context, which
+  say which pipeline is running (``dlt.current.pipeline()`` would create one). Guarded by
+  ``tests/sources/crm/test_normalize_workers.py``.
 - Page selector (``settings``): dlt's JSONPath compiler.
 """
 
+from dlt.common.configuration.container import Container
 from dlt.common.configuration.exceptions import DuplicateConfigProviderException
 from dlt.common.configuration.providers.doc import BaseDocProvider
 from dlt.common.data_types.type_helpers import PY_TYPE_TO_SC_TYPE, py_type_to_sc_type
@@ -35,6 +39,7 @@ from dlt.common.normalizers.json.helpers import (
 from dlt.common.normalizers.json.relational import DataItemNormalizer
 from dlt.common.normalizers.naming import NamingConvention
 from dlt.common.normalizers.utils import generate_dlt_ids
+from dlt.common.pipeline import PipelineContext
 from dlt.common.schema.utils import (
     autodetect_sc_type,
     get_first_column_name_with_prop,
@@ -55,6 +60,7 @@ __all__ = [
     "EMPTY_KEY_IDENTIFIER",
     "PY_TYPE_TO_SC_TYPE",
     "BaseDocProvider",
+    "Container",
     "DatabaseUndefinedRelation",
     "DestinationCapabilitiesContext",
     "DuckDbClient",
@@ -64,6 +70,7 @@ __all__ = [
     "ItemTransform",
     "MapItem",
     "NamingConvention",
+    "PipelineContext",
     "RunnableLoadJob",
     "SqlClientBase",
     "SqlJobClientBase",
