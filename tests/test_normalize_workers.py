@@ -65,6 +65,15 @@ def list_heavy_sync(
     return answers
 
 
+def test_dlts_own_setting_comes_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NORMALIZE__WORKERS", "1")
+
+    with CrmSandbox(records=60, seed=5, shape="lists") as crm:
+        answers = list_heavy_sync(crm, Warehouse(tmp_path), 1, monkeypatch)
+
+    assert answers == [], "dlt took NORMALIZE__WORKERS without asking the sync defaults"
+
+
 def test_two_normalize_processes_load_what_one_loads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -40,8 +40,12 @@ class SyncDefaults(BaseDocProvider):
     def get_value(
         self, key: str, hint: type[Any], pipeline_name: str | None, *sections: str
     ) -> tuple[Any | None, str]:
-        """A default's value; ``normalize.workers`` from the running pipeline's pending work."""
-        if key == "workers" and sections[-1:] == ("normalize",):
+        """A default's value; ``normalize.workers`` from the running pipeline's pending work.
+
+        dlt asks every provider under the pipeline's name before asking any without it, so
+        this answers only the unnamed lookup: ``NORMALIZE__WORKERS`` still comes first.
+        """
+        if key == "workers" and sections[-1:] == ("normalize",) and not pipeline_name:
             workers = normalize_workers()
             if workers is not None:
                 return workers, self.get_key_name(key, *sections)
