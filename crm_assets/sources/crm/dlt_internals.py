@@ -20,7 +20,7 @@ compare every table:
 - Sync defaults (``dlt_defaults``): the document provider base class.
 - Normalize workers (``normalize_workers``): the container and the pipeline context, which
   say which pipeline is running (``dlt.current.pipeline()`` would create one). Guarded by
-  ``tests/sources/crm/test_normalize_workers.py``.
+  ``tests/test_normalize_workers.py``.
 - Page selector (``settings``): dlt's JSONPath compiler.
 """
 
