@@ -248,20 +248,24 @@ class PathStore:
             moment = self.clock()
             record = self._new_record(moment)
             self._store(record)
-            self.order.append((moment, record["id"]))
+            bisect.insort(self.order, (moment, record["id"]))
             ids.append(record["id"])
         return ids
 
-    def modify(self, ids: Iterable[str], fields: dict[str, Any] | None = None) -> list[str]:
+    def modify(
+        self, ids: Iterable[str], fields: dict[str, Any] | None = None, at: str | None = None
+    ) -> list[str]:
         """Change the given records: a new ``modifiedtime``, and ``fields`` if given.
 
-        A changed record moves to the end of the ``(modifiedtime, id)`` order.
+        A changed record moves to the end of the ``(modifiedtime, id)`` order. ``at`` stamps
+        the change with that ``modifiedtime`` instead of the CRM's present, as a CRM with a
+        bug would: a moment in the future, or the one the record already has.
         """
         changed = []
         for record_id in ids:
             record = self.records[record_id]
             self._unlist(record)
-            moment = self.clock()
+            moment = self.clock() if at is None else parse_time(at)
             updated = {
                 **record,
                 **(fields or {}),
@@ -269,7 +273,7 @@ class PathStore:
                 "modifiedby": self.rng.choice(_USERS),
             }
             self._store(updated)
-            self.order.append((moment, record_id))
+            bisect.insort(self.order, (moment, record_id))
             changed.append(record_id)
         return changed
 
@@ -298,7 +302,7 @@ class PathStore:
         for record_id in ids:
             record = {**self.deleted.pop(record_id), "modifiedtime": format_time(self.clock())}
             self._store(record)
-            self.order.append((parse_time(record["modifiedtime"]), record_id))
+            bisect.insort(self.order, (parse_time(record["modifiedtime"]), record_id))
             restored.append(record_id)
         return restored
 
@@ -318,12 +322,23 @@ class PathStore:
 
 
 class CrmData:
-    """All paths of the sandbox CRM, with one monotonic clock for changes."""
+    """All paths of the sandbox CRM, with one monotonic clock for changes.
 
-    def __init__(self, records: int, seed: int = 7, shape: str = DEFAULT_SHAPE) -> None:
+    Args:
+        records: Records generated per path.
+        seed: Seed of the generated data.
+        shape: What records look like (``SHAPES``).
+        clock_offset: Seconds the CRM's clock runs ahead of this machine's (negative:
+            behind); changes are stamped, and responses dated, by the CRM's clock.
+    """
+
+    def __init__(
+        self, records: int, seed: int = 7, shape: str = DEFAULT_SHAPE, clock_offset: float = 0.0
+    ) -> None:
         if shape not in SHAPES:
             raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
         self.lock = threading.RLock()
+        self.clock_offset = clock_offset
         self._last_change = 0
         self.paths: dict[str, PathStore] = {}
         for path in PATHS:
@@ -335,8 +350,12 @@ class CrmData:
             (store.order[-1][0] for store in self.paths.values() if store.order), default=0
         )
 
+    def now(self) -> datetime:
+        """The CRM's present: this machine's clock moved by ``clock_offset``."""
+        return datetime.now(UTC) + timedelta(seconds=self.clock_offset)
+
     def _tick(self) -> int:
-        now = (datetime.now(UTC) - _EPOCH) // timedelta(microseconds=1)
+        now = (self.now() - _EPOCH) // timedelta(microseconds=1)
         self._last_change = max(now, self._last_change + 1)
         return self._last_change
 

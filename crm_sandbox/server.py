@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import functools
 import socket
 import threading
@@ -47,6 +48,9 @@ class CrmSandbox:
             as many); beyond it, ``429`` with ``Retry-After``.
         rate_limit_headers: Send ``RateLimit-*`` headers describing the bucket.
         shape: What records look like (``data.SHAPES``).
+        clock_offset: Seconds the CRM's clock runs ahead of this machine's (negative: behind).
+            Changes are stamped, and the ``Date`` header of responses set, by the CRM's clock;
+            ``advance_clock`` moves it while serving.
     """
 
     def __init__(
@@ -59,8 +63,9 @@ class CrmSandbox:
         rate_limit: float | None = None,
         rate_limit_headers: bool = False,
         shape: str = DEFAULT_SHAPE,
+        clock_offset: float = 0.0,
     ) -> None:
-        self.data = CrmData(records, seed, shape)
+        self.data = CrmData(records, seed, shape, clock_offset)
         self.bucket = TokenBucket(rate_limit) if rate_limit else None
         self.rate_limit_headers = rate_limit_headers
         self.token = token
@@ -122,6 +127,31 @@ class CrmSandbox:
         with self.data.lock:
             store = self.data.store(path)
             return store.modify(store.pick(count), fields)
+
+    def change(
+        self,
+        path: str,
+        ids: list[str],
+        fields: dict[str, Any] | None = None,
+        at: str | None = None,
+    ) -> list[str]:
+        """Change the records ``ids`` of ``path``; ``at`` stamps them with that modifiedtime.
+
+        Without ``at`` the change gets the CRM's present, as the contract says; with it, the
+        sandbox behaves as a faulty CRM would (a moment in the future, or a second change
+        within the timestamp the record already has).
+        """
+        with self.data.lock:
+            return self.data.store(path).modify(ids, fields, at)
+
+    def now(self) -> str:
+        """The CRM's present, in the contract's timestamp format."""
+        return self.data.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the CRM's clock by ``seconds`` (its stamps and its ``Date`` header)."""
+        with self.data.lock:
+            self.data.clock_offset += seconds
 
     def add(self, path: str, count: int) -> list[str]:
         """Add ``count`` new records to ``path``; return their ids."""
@@ -220,6 +250,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: the sandbox reports through its stats, not stderr."""
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header: the CRM's present, not this machine's."""
+        moment = self.crm.data.now().timestamp() if timestamp is None else timestamp
+        return email.utils.formatdate(moment, usegmt=True)
 
     def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)

@@ -14,15 +14,24 @@ from tests.conftest import Warehouse
 
 
 def start_sync_process(
-    crm: CrmSandbox, warehouse: Warehouse, home: Path, config: Path | None = None
+    crm: CrmSandbox,
+    warehouse: Warehouse,
+    home: Path,
+    config: Path | None = None,
+    settings: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``dagster job execute`` of the sync job (with a run config file) in its own group."""
+    """``dagster job execute`` of the sync job (with a run config file) in its own group.
+
+    ``settings`` are environment variables on top of the warehouse's, e.g. a dlt working
+    folder of its own, as a run on another machine has.
+    """
     home.mkdir()
     env = {
         **os.environ,
         "CRM_BASE_URL": crm.url,
         "CRM_ACCESS_TOKEN": DEFAULT_TOKEN,
         **warehouse.env(),
+        **(settings or {}),
         "DAGSTER_HOME": str(home),
     }
     dagster = str(Path(sys.executable).parent / "dagster")

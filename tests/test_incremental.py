@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from crm_assets.resources import CrmApiResource, CrmWarehouseResource
 from crm_assets.sources.crm import RESOURCES
 from crm_sandbox.data import PATHS
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
-from tests.conftest import Warehouse, materialized, on_every_destination, sync
+from tests.conftest import TIME_FORMAT, Warehouse, materialized, on_every_destination, sync
 from tests.processes import kill_sync_process_when
 from tests.waiting import wait_for, wait_until
 
@@ -208,3 +209,46 @@ def test_a_sync_under_a_rate_limit_succeeds_equal_with_few_refusals(
     assert refused <= 9, f"{refused} refused of {served + refused}"
     paced = {meta["paced_requests_per_second"] for meta in materialized(result).values()}
     assert len(paced) == 1 and (refused == 0 or 0 < paced.pop() < 12)
+
+
+ACCOUNTS = AssetSelection.assets(AssetKey(["crm", "accounts"]))
+
+
+@on_every_destination
+def test_a_record_stamped_in_the_future_does_not_hold_the_cursor_there(
+    own_sandbox: CrmSandbox, warehouse: Warehouse
+) -> None:
+    crm = own_sandbox
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime(TIME_FORMAT)
+    [ahead] = crm.change("/accounts", [crm.data.store("/accounts").order[5][1]], at=tomorrow)
+
+    first = sync(crm, warehouse, selection=ACCOUNTS)
+    changed = crm.modify("/accounts", 4)
+    crm.reset_stats()
+    sync(crm, warehouse, selection=ACCOUNTS)
+
+    assert warehouse.cursors("accounts") == crm.truth("/accounts")
+    assert crm.stats()["requests"] == {"/accounts": 1}
+    cursor = warehouse.cursor("accounts")
+    assert cursor is not None and cursor < tomorrow
+    assert cursor == max(crm.truth("/accounts")[key] for key in changed)
+    found = materialized(first)["accounts"]
+    assert found["future_dated_records"] == 1
+    assert found["cursor_after"] < tomorrow
+    assert warehouse.cursors("accounts")[ahead] == tomorrow
+
+
+@on_every_destination
+def test_a_second_change_within_one_modifiedtime_is_loaded(
+    own_sandbox: CrmSandbox, warehouse: Warehouse
+) -> None:
+    crm = own_sandbox
+    [key] = crm.modify("/accounts", 1, {"Name": "first"})
+    sync(crm, warehouse, selection=ACCOUNTS)
+    same_moment = crm.truth("/accounts")[key]
+
+    crm.change("/accounts", [key], {"Name": "second"}, at=same_moment)
+    sync(crm, warehouse, selection=ACCOUNTS)
+
+    assert warehouse.query(f"select name from crm.accounts where id = '{key}'") == [("second",)]
+    assert warehouse.cursors("accounts") == crm.truth("/accounts")

@@ -7,16 +7,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from contextlib import closing
+
 import duckdb
+import psycopg2
 import pytest
 from dagster import AssetCheckEvaluation, AssetKey, AssetSelection, DagsterInstance
 
+from crm_assets.deletions import DeletionSweep
+from crm_assets.resources import CrmApiResource
 from crm_assets.sources.crm import RESOURCES
+from crm_assets.sources.crm.stats import SyncStats
 from crm_sandbox.data import PATHS
-from crm_sandbox.server import CrmSandbox
+from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
 from tests.conftest import Warehouse, materialized, on_every_destination, sync
-from tests.processes import kill_sync_process_when
-from tests.waiting import wait_for
+from tests.processes import kill_sync_process_when, start_sync_process
+from tests.waiting import wait_for, wait_until
 
 ACCOUNTS = AssetSelection.assets(AssetKey(["crm", "accounts"]))
 DELETED_PER_PATH = 7
@@ -302,3 +308,131 @@ def test_a_sweep_killed_while_confirming_marks_nothing_and_keeps_the_cursor(
     assert warehouse.cursor("accounts") == cursor
     sync(crm, warehouse, selection=ACCOUNTS, sweep=True)
     assert warehouse.deleted_ids("accounts") == deleted
+
+
+def test_a_crm_clock_behind_this_machine_marks_no_record_changed_after_the_listing(
+    warehouse: Warehouse,
+) -> None:
+    """The CRM's clock 600 s behind: a record the listing skipped changes while the sweep
+    confirms; its new modifiedtime is the CRM's present, which this machine's clock minus the
+    lookback would put after the start of the sweep."""
+    with CrmSandbox(records=120, seed=11, clock_offset=-600) as crm:
+        store = crm.data.store("/accounts")
+        sync(crm, warehouse, selection=ACCOUNTS)
+        deleted_before = set(crm.delete("/accounts", 3))
+        seen = drift(crm, store.modify)
+        listing_requests = 2
+        crm.on_request("/accounts", listing_requests + 1, lambda: store.modify([seen["skipped"]]))
+
+        result = sync(crm, warehouse, selection=ACCOUNTS, sweep=True, concurrency=1)
+
+        assert seen["skipped"] in warehouse.live_ids("accounts")
+        assert warehouse.deleted_ids("accounts") == deleted_before
+        assert materialized(result)["accounts"]["rows_marked_deleted"] == len(deleted_before)
+        assert warehouse.live_ids("accounts") == set(crm.truth("/accounts"))
+
+
+def test_the_sweep_starts_from_the_crms_clock_before_its_listing_not_after(
+    warehouse: Warehouse,
+) -> None:
+    """The listing takes an hour of the CRM's clock. A record it skipped changes before its
+    last request is answered, too late to be listed: only a start taken before the listing
+    began finds the change."""
+    with CrmSandbox(records=302, seed=4) as crm:
+        store = crm.data.store("/accounts")
+        sync(crm, warehouse, selection=ACCOUNTS)
+        deleted_before = set(crm.delete("/accounts", 2))  # 300: three full pages, an empty 4th
+        seen = drift(crm, store.modify)
+
+        def change_then_an_hour_passes() -> None:
+            store.modify([seen["skipped"]])
+            crm.advance_clock(3600)
+
+        crm.on_request("/accounts", 4, change_then_an_hour_passes)
+
+        sync(crm, warehouse, selection=ACCOUNTS, sweep=True, concurrency=1)
+
+        assert seen["skipped"] in warehouse.live_ids("accounts")
+        assert warehouse.deleted_ids("accounts") == deleted_before
+
+
+@pytest.mark.parametrize("warehouse", ["postgres"], indirect=True)
+def test_a_load_landing_between_a_sweeps_listing_and_its_marks_marks_only_the_deleted(
+    own_sandbox: CrmSandbox, warehouse: Warehouse
+) -> None:
+    """Another run merges every row after the sweep loaded its listing: the rows it rewrote
+    were listed by the sweep, so none of them is a candidate."""
+    crm = own_sandbox
+    sync(crm, warehouse, selection=ACCOUNTS)
+    deleted = set(crm.delete("/accounts", 3))
+    api = CrmApiResource(base_url=crm.url, access_token=DEFAULT_TOKEN)
+    [accounts] = [resource for resource in api.resources() if resource.name == "accounts"]
+    sweep = DeletionSweep([accounts], api.page_size, api.lookback_seconds, "soft", 1.0, 4)
+    pipeline = warehouse.resource().build_pipeline()
+    pipeline.sync_destination()
+    source = api.build_source(listings=sweep.listings).with_resources("accounts")
+    listed = pipeline.run(source)
+
+    everything = ("1970-01-01T00:00:00Z", "2100-01-01T00:00:00Z")
+    sync(crm, warehouse, selection=ACCOUNTS, window=everything)
+    sweep.finish(pipeline, api.page_readers(["accounts"], SyncStats()), listed.loads_ids[-1])
+
+    assert warehouse.deleted_ids("accounts") == deleted
+    assert warehouse.live_ids("accounts") == set(crm.truth("/accounts"))
+
+
+def advisory_lock_waiters(url: str) -> int:
+    """Sessions of the server waiting for an advisory lock."""
+    with closing(psycopg2.connect(url)) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "select count(*) from pg_stat_activity "
+            "where wait_event_type = 'Lock' and wait_event = 'advisory'"
+        )
+        [(count,)] = cursor.fetchall()
+        return int(count)
+
+
+@pytest.mark.parametrize("warehouse", ["postgres"], indirect=True)
+def test_two_sweeps_at_once_on_postgres_take_turns_and_mark_only_the_deleted(
+    own_sandbox: CrmSandbox, warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """Two sweep processes, each with its own dlt folder, CRM_SWEEP_MAX_SHARE=1: the second
+    waits for the warehouse while the first confirms, then both mark exactly the deleted."""
+    crm = own_sandbox
+    assert warehouse.postgres_url is not None
+    sync(crm, warehouse)
+    deleted = delete_everywhere(crm)
+    confirming, released = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        confirming.set()
+        released.wait(timeout=180)
+
+    listing_requests = 2
+    crm.on_request("/accounts", listing_requests + 1, hold)
+    config = tmp_path / "sweep.yaml"
+    config.write_text("ops:\n  crm_dlt_assets:\n    config:\n      sweep_deletes: true\n")
+    share = {"CRM_SWEEP_MAX_SHARE": "1"}
+    first = start_sync_process(crm, warehouse, tmp_path / "first", config, share)
+    try:
+        wait_for(confirming, 180, "the first sweep did not confirm")
+        second = start_sync_process(
+            crm,
+            warehouse,
+            tmp_path / "second",
+            config,
+            {**share, "CRM_PIPELINES_DIR": str(tmp_path / "second-pipelines")},
+        )
+        wait_until(
+            lambda: advisory_lock_waiters(warehouse.postgres_url or "") > 0,
+            180,
+            "the second sweep did not wait for the warehouse",
+        )
+    finally:
+        released.set()
+
+    assert first.wait(timeout=300) == 0
+    assert second.wait(timeout=300) == 0
+    for name, ids in deleted.items():
+        assert warehouse.deleted_ids(name) == ids, name
+    assert_live_rows_equal_the_crm(crm, warehouse)

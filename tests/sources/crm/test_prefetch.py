@@ -5,7 +5,11 @@ from __future__ import annotations
 import platform
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -206,3 +210,71 @@ def test_the_heap_is_trimmed_each_time_a_multiple_of_its_pages_passes() -> None:
     assert heap.available == (platform.libc_ver()[0] == "glibc")
     with pytest.raises(ValueError, match="at least 1"):
         HeapTrimmer(every_pages=0)
+
+
+class CallbacksOnRequest(Future[Response]):
+    """A future whose done-callbacks run when the test says, not when its result is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.callbacks: list[Callable[[Future[Response]], object]] = []
+
+    def add_done_callback(self, fn: Callable[[Future[Response]], object]) -> None:
+        self.callbacks.append(fn)
+
+    def run_callbacks(self) -> None:
+        for callback in self.callbacks:
+            callback(self)
+
+
+class StepExecutor:
+    """An executor that runs a submitted request only when the test steps it."""
+
+    def __init__(self) -> None:
+        self.queued: list[tuple[Callable[..., Response], tuple[Any, ...], CallbacksOnRequest]] = []
+
+    def submit(self, fn: Callable[..., Response], *args: Any, **kwargs: Any) -> Future[Response]:
+        future = CallbacksOnRequest()
+        self.queued.append((partial(fn, **kwargs), args, future))
+        return future
+
+    def run(self, index: int) -> CallbacksOnRequest:
+        fn, args, future = self.queued[index]
+        future.set_result(fn(*args))
+        return future
+
+
+def test_a_page_sent_by_the_consumer_is_never_prefetched_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The consumer asks for page 3 while no slot was free to prefetch it, and sends it
+    itself; the late callback of page 2 frees a slot meanwhile. Page 3 goes out once."""
+    executor = StepExecutor()
+    monkeypatch.setattr("crm_assets.sources.crm.prefetch._shared_executor", lambda: executor)
+    sent: list[int] = []
+    late: list[CallbacksOnRequest] = []
+
+    def send(request: PreparedRequest, **_: object) -> Response:
+        page = int(parse_qs(urlsplit(request.url or "").query)["page"][0])
+        sent.append(page)
+        if page == 3 and late:
+            late.pop().run_callbacks()  # page 2's callback runs while page 3 is on its way
+        response = Response()
+        records = [{"id": f"{page}-{n}"} for n in range(100 if page < 3 else 30)]
+        response.json = lambda **_: records  # type: ignore[method-assign]
+        return response
+
+    prefetcher = Prefetcher(send, AdaptiveLimit(1), page_size=100)
+
+    def ask(page: int) -> int:
+        request = Request("GET", "https://crm.test/accounts", params={"page": page}).prepare()
+        return len(prefetcher(request).json())
+
+    assert ask(1) == 100
+    late.append(executor.run(0))  # page 2 arrived; its callback has not run yet
+    assert ask(2) == 100
+    assert ask(3) == 30
+    for index in range(1, len(executor.queued)):
+        executor.run(index)
+
+    assert sorted(sent) == [1, 2, 3], f"pages sent: {sent}"
