@@ -15,10 +15,10 @@ from dagster import (
     TableSchema,
 )
 from dagster_dlt import DagsterDltResource
-from dlt.common.pipeline import LoadInfo
-from dlt.common.schema import Schema
-from dlt.extract.resource import DltResource
-from dlt.pipeline.pipeline import Pipeline
+from dlt import Pipeline, Schema
+from dlt.sources import DltResource
+
+from crm_assets.sources.crm.dlt_internals import LoadInfo
 
 TABLE_NAME_KEY = "dagster/table_name"
 COLUMN_SCHEMA_KEY = "dagster/column_schema"

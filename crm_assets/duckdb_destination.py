@@ -17,7 +17,7 @@ import logging
 import threading
 from typing import Any
 
-from dlt.common.schema import Schema
+from dlt import Schema
 from dlt.destinations import duckdb
 
 from crm_assets.sources.crm.dlt_internals import (

@@ -12,8 +12,7 @@ from typing import Any, cast
 import dlt
 import duckdb
 from dagster import ConfigurableResource, EnvVar
-from dlt.common.destination import Destination
-from dlt.extract.source import DltSource
+from dlt.sources import DltSource
 from duckdb import DuckDBPyConnection
 from pydantic import Field
 
@@ -30,11 +29,11 @@ from crm_assets.constants import (
 )
 from crm_assets.deletions import DEFAULT_DELETES, DEFAULT_SWEEP_MAX_SHARE, DELETE_MODES
 from crm_assets.duckdb_destination import LoadMemory, SteppedMemoryDuckDb
-from crm_assets.duckdb_lock import DEFAULT_LOCK_WAIT_SECONDS, connect
 from crm_assets.settings import InvalidSettingError, memory_limit_bytes, share
 from crm_assets.sources.crm import CrmResource, crm_source, with_paths
+from crm_assets.sources.crm.clock import CrmClock
 from crm_assets.sources.crm.dlt_defaults import use_sync_defaults
-from crm_assets.sources.crm.dlt_internals import DuckDbCredentials
+from crm_assets.sources.crm.dlt_internals import Destination, DuckDbCredentials
 from crm_assets.sources.crm.pacing import RequestPacer
 from crm_assets.sources.crm.prefetch import DEFAULT_CONCURRENCY
 from crm_assets.sources.crm.settings import (
@@ -47,9 +46,17 @@ from crm_assets.sources.crm.source import SyncOptions, page_reader
 from crm_assets.sources.crm.stats import SyncStats
 from crm_assets.sources.crm.sweep import Listing, PageReader
 from crm_assets.sources.crm.window import Window, format_moment, parse_moment
+from crm_assets.warehouse_lock import (
+    DEFAULT_LOCK_WAIT_SECONDS,
+    LOCK_WAIT_VARIABLE,
+    connect_duckdb,
+    postgres_lock,
+)
 from crm_assets.warehouse_sql import DeleteMode
 
-INTEGER_VARIABLES = frozenset({"CRM_DUCKDB_LOCK_WAIT_SECONDS"})
+OLD_LOCK_WAIT_VARIABLE = "CRM_DUCKDB_LOCK_WAIT_SECONDS"
+"""The name ``CRM_WAREHOUSE_LOCK_WAIT_SECONDS`` had while only DuckDB was waited for."""
+INTEGER_VARIABLES = frozenset({LOCK_WAIT_VARIABLE, OLD_LOCK_WAIT_VARIABLE})
 
 DLT_TOKEN_KEY = "access_token"
 """The seed's secret: ``access_token`` in ``.dlt/secrets.toml``."""
@@ -154,6 +161,7 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
         loader_file_format: str | None = None,
         listings: Mapping[str, Listing] | None = None,
         pacer: RequestPacer | None = None,
+        clock: CrmClock | None = None,
     ) -> DltSource:
         """A fresh dlt source carrying the token, for one run (of one window, if given).
 
@@ -168,16 +176,21 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
             stats=stats,
             listings=listings,
             pacer=pacer,
+            clock=clock,
         )
 
     def page_readers(
-        self, names: Iterable[str], stats: SyncStats, pacer: RequestPacer | None = None
+        self,
+        names: Iterable[str],
+        stats: SyncStats,
+        pacer: RequestPacer | None = None,
+        clock: CrmClock | None = None,
     ) -> dict[str, PageReader]:
         """Readers of single pages by ``modified_since``, per resource, for a sweep."""
         by_name = {resource.name: resource for resource in self.resources()}
         token, options = self.token(), self.options()
         return {
-            name: page_reader(self.base_url, token, by_name[name], options, stats, pacer)
+            name: page_reader(self.base_url, token, by_name[name], options, stats, pacer, clock)
             for name in names
         }
 
@@ -208,10 +221,13 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
     pipelines_dir: str | None = Field(
         default=None, description="Where dlt keeps its working files; dlt's default if unset."
     )
-    duckdb_lock_wait_seconds: int = Field(
+    lock_wait_seconds: int = Field(
         default=DEFAULT_LOCK_WAIT_SECONDS,
         ge=0,
-        description="How long to wait for another process holding the DuckDB file.",
+        description=(
+            "How long a run waits for another run holding the warehouse "
+            "(CRM_WAREHOUSE_LOCK_WAIT_SECONDS)."
+        ),
     )
     deletes: str = Field(
         default=DEFAULT_DELETES,
@@ -284,7 +300,7 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
         Args:
             connection: An open DuckDB connection for dlt to use instead of opening the file.
         """
-        use_sync_defaults()
+        use_sync_defaults(PIPELINE_NAME)
         return dlt.pipeline(
             pipeline_name=PIPELINE_NAME,
             destination=self._destination(connection),
@@ -294,17 +310,31 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
 
     @contextmanager
     def run_pipeline(self, log: Callable[[str], object] = logger.info) -> Iterator[dlt.Pipeline]:
-        """A pipeline for one sync; DuckDB through one connection held for the whole run.
+        """A pipeline for one run, which holds the warehouse until it ends (``warehouse_lock``).
 
-        dlt otherwise opens and closes the file for every load job, each close checkpointing
-        it. If another process holds the file, this waits for it (``duckdb_lock``), logging
-        to ``log``.
+        DuckDB is reached through one connection held for the whole run (dlt otherwise opens
+        and closes the file for every load job, each close checkpointing it); Postgres runs
+        hold an advisory lock of the dataset. A run that finds the warehouse held waits,
+        logging to ``log``. Other destinations rely on the Dagster pool alone.
         """
-        if self.destination != "duckdb":
-            yield self.build_pipeline()
+        if self.destination == "duckdb":
+            with self._duckdb_pipeline(log) as pipeline:
+                yield pipeline
             return
+        pipeline = self.build_pipeline()
+        if not pipeline.destination.destination_type.endswith(".postgres"):
+            yield pipeline
+            return
+        with (
+            pipeline.sql_client() as client,
+            postgres_lock(client, self.dataset, self.lock_wait_seconds, log),
+        ):
+            yield pipeline
+
+    @contextmanager
+    def _duckdb_pipeline(self, log: Callable[[str], object]) -> Iterator[dlt.Pipeline]:
         path = self._duckdb_file()
-        with connect(path, self.duckdb_lock_wait_seconds, log) as connection:
+        with connect_duckdb(path, self.lock_wait_seconds, log) as connection:
             pipeline = self.build_pipeline(connection)
             try:
                 yield pipeline
@@ -351,6 +381,7 @@ def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, An
     ``CRM_BASE_URL`` has no default, so it is always bound: a run without it fails naming it.
     """
     env = os.environ if environ is None else environ
+    lock_wait = LOCK_WAIT_VARIABLE if env.get(LOCK_WAIT_VARIABLE) else OLD_LOCK_WAIT_VARIABLE
     return {
         "crm_api": CrmApiResource(
             base_url=EnvVar("CRM_BASE_URL"),
@@ -364,7 +395,7 @@ def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, An
                 duckdb_memory_limit="CRM_DUCKDB_MEMORY_LIMIT",
                 dataset="CRM_DATASET",
                 pipelines_dir="CRM_PIPELINES_DIR",
-                duckdb_lock_wait_seconds="CRM_DUCKDB_LOCK_WAIT_SECONDS",
+                lock_wait_seconds=lock_wait,
                 deletes="CRM_DELETES",
                 sweep_max_share="CRM_SWEEP_MAX_SHARE",
             )

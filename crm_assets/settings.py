@@ -17,7 +17,6 @@ from pathlib import Path
 
 from croniter import croniter
 from dagster import FreshnessPolicy
-from dlt.common.destination import Destination
 
 from crm_assets.constants import (
     DEFAULT_BACKFILL_WINDOW_DAYS,
@@ -37,6 +36,7 @@ from crm_assets.deletions import (
     DEFAULT_SWEEP_MAX_SHARE,
     DELETE_MODES,
 )
+from crm_assets.sources.crm.dlt_internals import Destination
 from crm_assets.sources.crm.session import check_base_url
 from crm_assets.sources.crm.window import format_moment, parse_moment
 
@@ -216,7 +216,8 @@ class LocationSettings:
                     "tell catalog from schema, rename the file (e.g. crm_warehouse.duckdb)",
                 )
             memory_limit_bytes(env.get("CRM_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT)
-            _whole_seconds(env, "CRM_DUCKDB_LOCK_WAIT_SECONDS")
+        for variable in ("CRM_WAREHOUSE_LOCK_WAIT_SECONDS", "CRM_DUCKDB_LOCK_WAIT_SECONDS"):
+            _whole_seconds(env, variable)
         share(env.get("CRM_SWEEP_MAX_SHARE") or str(DEFAULT_SWEEP_MAX_SHARE), "CRM_SWEEP_MAX_SHARE")
         history_start = _moment(env, "CRM_HISTORY_START", DEFAULT_HISTORY_START)
         assert history_start is not None

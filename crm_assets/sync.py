@@ -12,6 +12,7 @@ from crm_assets.config import CrmSyncConfig
 from crm_assets.deletions import DeletionSweep, TableSweep
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource, CrmWarehouseResource
+from crm_assets.sources.crm.clock import CrmClock
 from crm_assets.sources.crm.pacing import RequestPacer
 from crm_assets.sources.crm.stats import ResourceStats, SyncStats
 from crm_assets.sources.crm.window import Window
@@ -66,7 +67,10 @@ def sync_metadata(
         ),
         "cursor_before": MetadataValue.text(before or ""),
         "cursor_after": MetadataValue.text(after or ""),
+        "future_dated_records": MetadataValue.int(stats.future_dated),
     }
+    if stats.future_examples:
+        metadata["future_dated_examples"] = MetadataValue.json(stats.future_examples)
     if window is not None:
         metadata["window_start"] = MetadataValue.text(window.start)
         metadata["window_end"] = MetadataValue.text(window.end)
@@ -82,6 +86,7 @@ def table_metadata(profile: TableProfile, swept: TableSweep | None) -> dict[str,
     }
     if swept is not None:
         metadata.update({key: MetadataValue.int(value) for key, value in swept.counts().items()})
+        metadata["sweep_changes_since"] = MetadataValue.text(swept.changes_since)
         if swept.uncertain:
             metadata["sweep_unconfirmed_because"] = MetadataValue.text(swept.uncertain)
     return metadata
@@ -98,13 +103,17 @@ def run_sync(
     window = config.window()
     if window is not None:
         context.log.info(f"Backfilling the window {window.start} .. {window.end}")
-    sweep = _sweep(context, crm_api, warehouse) if config.sweep_deletes else None
+    clock = CrmClock()
+    sweep = _sweep(context, crm_api, warehouse, clock) if config.sweep_deletes else None
     with warehouse.run_pipeline(context.log.info) as pipeline:
-        yield from _sync(context, pipeline, dlt_resource, crm_api, warehouse, window, sweep)
+        yield from _sync(context, pipeline, dlt_resource, crm_api, warehouse, window, sweep, clock)
 
 
 def _sweep(
-    context: AssetExecutionContext, crm_api: CrmApiResource, warehouse: CrmWarehouseResource
+    context: AssetExecutionContext,
+    crm_api: CrmApiResource,
+    warehouse: CrmWarehouseResource,
+    clock: CrmClock,
 ) -> DeletionSweep:
     mode = warehouse.delete_mode()
     if mode is None:
@@ -121,6 +130,7 @@ def _sweep(
         mode,
         warehouse.max_share(),
         threads=crm_api.concurrency,
+        clock=clock,
     )
 
 
@@ -132,6 +142,7 @@ def _sync(
     warehouse: CrmWarehouseResource,
     window: Window | None,
     sweep: DeletionSweep | None,
+    clock: CrmClock,
 ) -> Iterator[Any]:
     """One sync through ``pipeline``: dagster-dlt's run, a sweep's marks, metadata per asset."""
     stats, pacer = SyncStats(log=context.log.info), RequestPacer()
@@ -143,7 +154,7 @@ def _sync(
     results = dlt_resource.run(
         context=context,
         dlt_source=crm_api.build_source(
-            window, stats, loader_file_format, sweep.listings if sweep else None, pacer
+            window, stats, loader_file_format, sweep.listings if sweep else None, pacer, clock
         ),
         dlt_pipeline=pipeline,
         loader_file_format=loader_file_format,
@@ -158,8 +169,8 @@ def _sync(
         if not tables:
             columns = ensure_deleted_column(pipeline, storage_columns(pipeline, selected))
             if sweep is not None:
-                readers = crm_api.page_readers(selected, stats, pacer)
-                swept = sweep.finish(pipeline, readers, _load_id(pipeline))
+                readers = crm_api.page_readers(selected, stats, pacer, clock)
+                swept = sweep.finish(pipeline, readers, _load_id(pipeline), before)
                 _log_sweep(context, swept)
             after = cursors(pipeline, names)
             tables = profiles(pipeline, selected, columns)
@@ -170,6 +181,8 @@ def _sync(
         extra.update(table_metadata(tables[name], swept.get(name)))
         extra["paced_requests_per_second"] = MetadataValue.float(round(pacer.rate or 0.0, 2))
         context.log.info(_summary(name, stats.of(name), result, tables[name]))
+        if stats.of(name).future_dated:
+            context.log.warning(_future_warning(name, stats.of(name)))
         yield MaterializeResult(
             asset_key=result.asset_key,
             metadata={**(result.metadata or {}), **extra},
@@ -192,11 +205,20 @@ def _summary(
     )
 
 
+def _future_warning(name: str, stats: ResourceStats) -> str:
+    return (
+        f"{name}: {stats.future_dated} records carry a modifiedtime beyond the CRM's present "
+        f"(e.g. {', '.join(stats.future_examples)}); loaded as sent, the cursor stops at the "
+        "CRM's present. Report them to the CRM's owner"
+    )
+
+
 def _log_sweep(context: AssetExecutionContext, swept: Mapping[str, TableSweep]) -> None:
     for name, table in sorted(swept.items()):
         line = (
             f"{name}: {table.candidates} rows not listed, {table.confirmed} confirmed gone, "
-            f"{table.marked} marked, {table.requests} confirmation requests"
+            f"{table.marked} marked, {table.requests} confirmation requests "
+            f"(changes read since {table.changes_since}, the CRM's clock)"
         )
         if table.uncertain:
             line += f"; nothing confirmed: {table.uncertain}"

@@ -12,12 +12,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 import dlt
-from dlt.common.schema.typing import C_DLT_LOAD_ID, TTableSchema
 
 from crm_assets.sources.crm.dlt_internals import (
+    C_DLT_LOAD_ID,
     DatabaseUndefinedRelation,
     SqlClientBase,
     SqlJobClientBase,
+    TTableSchema,
     get_first_column_name_with_prop,
     get_nested_tables,
     new_table,

@@ -28,6 +28,12 @@ def _parser() -> argparse.ArgumentParser:
         "--rate-limit-headers", action="store_true", help="send RateLimit-* headers"
     )
     parser.add_argument("--shape", choices=SHAPES, default=DEFAULT_SHAPE, help="record shape")
+    parser.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        help="seconds the CRM's clock runs ahead of this machine's (negative: behind)",
+    )
     return parser
 
 
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         rate_limit=args.rate_limit,
         rate_limit_headers=args.rate_limit_headers,
         shape=args.shape,
+        clock_offset=args.clock_offset,
     )
     took = time.perf_counter() - started
     sandbox.start(args.host, args.port)

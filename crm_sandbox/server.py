@@ -75,6 +75,7 @@ class CrmSandbox:
         self.statuses: Counter[int] = Counter()
         self.records_served = 0
         self._triggers: defaultdict[str, dict[int, Callable[[], object]]] = defaultdict(dict)
+        self._page_hooks: dict[tuple[str, str, int], Callable[[], object]] = {}
         self._seen: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
         self._first_answer: float | None = None
@@ -177,6 +178,26 @@ class CrmSandbox:
         """
         with self._stats_lock:
             self._triggers[path][self._seen[path] + number] = action
+
+    def before_page(self, path: str, page: int, action: Callable[[], object]) -> None:
+        """Run ``action`` before page ``page`` of a listing of ``path`` is answered, once.
+
+        Unlike :meth:`on_request`, the action holds no lock of the sandbox: it may wait for
+        other requests to be answered meanwhile (pages served out of order).
+        """
+        with self._stats_lock:
+            self._page_hooks[("before", path, page)] = action
+
+    def after_page(self, path: str, page: int, action: Callable[[], object]) -> None:
+        """Run ``action`` once page ``page`` of a listing of ``path`` has been answered, once."""
+        with self._stats_lock:
+            self._page_hooks[("after", path, page)] = action
+
+    def _page_hook(self, moment: str, path: str, page: int) -> None:
+        with self._stats_lock:
+            action = self._page_hooks.pop((moment, path, page), None)
+        if action is not None:
+            action()
 
     def _trigger(self, path: str) -> None:
         with self._stats_lock:
@@ -303,6 +324,9 @@ class _Handler(BaseHTTPRequestHandler):
             _pause(self.crm.latency)
         if self._refused(path):
             return
+        listing = since is None
+        if listing:
+            self.crm._page_hook("before", path, page)
         self.crm._trigger(path)
         fault = self.crm.faults.draw(path)
         if fault is not None and self._fault(path, fault):
@@ -312,6 +336,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = b'{"list":[' + b",".join(blobs) + b'],"page":%d,"limit":%d}' % (page, limit)
         self.crm._count(path, 200, len(blobs))
         self._send(200, _corrupt(body, fault))
+        if listing:
+            self.crm._page_hook("after", path, page)
 
     def _refused(self, path: str) -> bool:
         """Refuse the request with 429 if the rate limit has no token left."""

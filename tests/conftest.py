@@ -126,6 +126,19 @@ class Warehouse:
         with duckdb.connect(str(self.path), read_only=True) as connection:
             return connection.sql(sql).fetchall()
 
+    def execute(self, sql: str) -> None:
+        """Run one statement that returns nothing (DDL, a change made behind the sync's back)."""
+        if self.postgres_url:
+            with (
+                closing(psycopg2.connect(self.postgres_url)) as connection,
+                connection,
+                connection.cursor() as cursor,
+            ):
+                cursor.execute(sql)
+            return
+        with duckdb.connect(str(self.path)) as connection:
+            connection.execute(sql)
+
     def ids(self, table: str) -> set[str]:
         return {row[0] for row in self.query(f"select id from crm.{table}")}
 

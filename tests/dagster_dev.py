@@ -53,7 +53,7 @@ query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
 """
 EVALUATIONS = """
 query($path: [String!]!) {
-  assetConditionEvaluationRecordsOrError(assetKey: {path: $path}, limit: 20) {
+  assetConditionEvaluationRecordsOrError(assetKey: {path: $path}, limit: 500) {
     ... on AssetConditionEvaluationRecords { records { numRequested runIds } } } }
 """
 STOP_SENSOR = "mutation($id: String!) { stopSensor(id: $id) { __typename } }"

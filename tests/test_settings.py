@@ -109,7 +109,7 @@ def test_the_sweep_schedule_is_weekly_and_follows_its_settings() -> None:
     default = build_definitions({}).resolve_schedule_def("crm_sweep_schedule")
     custom = build_definitions({"CRM_SWEEP_CRON": "0 2 1 * *", "CRM_DELETES": "hard"})
 
-    assert default.cron_schedule == "0 3 * * 0"
+    assert default.cron_schedule == "30 3 * * 0"
     assert default.execution_timezone == "UTC"
     assert default.job_name == "crm_sync_job"
     [request] = default.evaluate_tick(build_schedule_context()).run_requests or []

@@ -15,7 +15,7 @@ from dagster import AssetCheckEvaluation, AssetKey, AssetSelection, DagsterInsta
 
 from crm_assets.deletions import DeletionSweep
 from crm_assets.resources import CrmApiResource
-from crm_assets.sources.crm import RESOURCES
+from crm_assets.sources.crm import RESOURCE_NAMES, RESOURCES
 from crm_assets.sources.crm.stats import SyncStats
 from crm_sandbox.data import PATHS
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
@@ -275,6 +275,27 @@ def test_the_row_count_check_allows_exactly_the_rows_the_sweep_marked(
     assert check.metadata["rows_marked_deleted"].value == 6
 
 
+@pytest.mark.parametrize("warehouse", ["postgres"], indirect=True)
+def test_a_sweep_failing_while_it_marks_leaves_every_table_unmarked(
+    own_sandbox: CrmSandbox, warehouse: Warehouse
+) -> None:
+    """The sixth table swept refuses its marks; the five marked before it are rolled back."""
+    crm = own_sandbox
+    sync(crm, warehouse)
+    delete_everywhere(crm)
+    warehouse.execute(
+        "alter table crm.cases add constraint refuses_marks check (_crm_deleted_at is null)"
+    )
+
+    failed = sync(crm, warehouse, sweep=True, raise_on_error=False)
+
+    [failure] = [event for event in failed.all_events if event.is_step_failure]
+    assert "refuses_marks" in str(failure.step_failure_data.error)
+    assert {name: warehouse.deleted_ids(name) for name in RESOURCE_NAMES} == {
+        name: set() for name in RESOURCE_NAMES
+    }
+
+
 def test_a_sweep_killed_while_confirming_marks_nothing_and_keeps_the_cursor(
     own_sandbox: CrmSandbox, warehouse: Warehouse, tmp_path: Path
 ) -> None:
@@ -334,25 +355,29 @@ def test_a_crm_clock_behind_this_machine_marks_no_record_changed_after_the_listi
 def test_the_sweep_starts_from_the_crms_clock_before_its_listing_not_after(
     warehouse: Warehouse,
 ) -> None:
-    """The listing takes an hour of the CRM's clock. A record it skipped changes before its
-    last request is answered, too late to be listed: only a start taken before the listing
-    began finds the change."""
-    with CrmSandbox(records=302, seed=4) as crm:
-        store = crm.data.store("/accounts")
+    """Pages fetched at once: the short last page is answered before page 4. A record of
+    page 4 changes in between, so neither lists it, and an hour of the CRM's clock passes
+    before page 4 is answered. Only a start taken before the listing began finds it."""
+    with CrmSandbox(records=452, seed=4) as crm:
         sync(crm, warehouse, selection=ACCOUNTS)
-        deleted_before = set(crm.delete("/accounts", 2))  # 300: three full pages, an empty 4th
-        seen = drift(crm, store.modify)
+        deleted_before = set(crm.delete("/accounts", 2))  # 450: four full pages, then 50
+        changed = crm.data.store("/accounts").order[350][1]
+        last_page_answered = threading.Event()
 
         def change_then_an_hour_passes() -> None:
-            store.modify([seen["skipped"]])
+            wait_for(last_page_answered, 60, "the last page was not fetched before page 4")
+            crm.change("/accounts", [changed])
             crm.advance_clock(3600)
 
-        crm.on_request("/accounts", 4, change_then_an_hour_passes)
+        crm.after_page("/accounts", 5, last_page_answered.set)
+        crm.before_page("/accounts", 4, change_then_an_hour_passes)
 
-        sync(crm, warehouse, selection=ACCOUNTS, sweep=True, concurrency=1)
+        result = sync(crm, warehouse, selection=ACCOUNTS, sweep=True)
 
-        assert seen["skipped"] in warehouse.live_ids("accounts")
+        assert materialized(result)["accounts"]["sweep_candidates"] == 3, "page 4 missed it"
+        assert changed in warehouse.live_ids("accounts")
         assert warehouse.deleted_ids("accounts") == deleted_before
+        assert warehouse.live_ids("accounts") == set(crm.truth("/accounts"))
 
 
 @pytest.mark.parametrize("warehouse", ["postgres"], indirect=True)
@@ -374,7 +399,10 @@ def test_a_load_landing_between_a_sweeps_listing_and_its_marks_marks_only_the_de
 
     everything = ("1970-01-01T00:00:00Z", "2100-01-01T00:00:00Z")
     sync(crm, warehouse, selection=ACCOUNTS, window=everything)
-    sweep.finish(pipeline, api.page_readers(["accounts"], SyncStats()), listed.loads_ids[-1])
+    readers = api.page_readers(["accounts"], SyncStats())
+    sweep.finish(
+        pipeline, readers, listed.loads_ids[-1], {"accounts": warehouse.cursor("accounts")}
+    )
 
     assert warehouse.deleted_ids("accounts") == deleted
     assert warehouse.live_ids("accounts") == set(crm.truth("/accounts"))

@@ -15,6 +15,8 @@ import dlt
 from crm_assets.sources.crm.dlt_defaults import use_sync_defaults
 from crm_assets.sources.crm.source import SyncOptions, crm_source
 
+STANDALONE_PIPELINE = "crm_standalone"
+
 
 def main(argv: list[str] | None = None) -> int:
     """Load every resource into a DuckDB file and print the row counts."""
@@ -22,9 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duckdb", default="data/crm_standalone.duckdb", help="DuckDB file")
     parser.add_argument("--dataset", default="crm", help="dataset (schema) name")
     args = parser.parse_args(argv)
-    use_sync_defaults()
+    use_sync_defaults(STANDALONE_PIPELINE)
     pipeline = dlt.pipeline(
-        pipeline_name="crm_standalone",
+        pipeline_name=STANDALONE_PIPELINE,
         destination=dlt.destinations.duckdb(credentials=args.duckdb),
         dataset_name=args.dataset,
     )

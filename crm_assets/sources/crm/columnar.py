@@ -22,13 +22,15 @@ from typing import Any, ClassVar, Final
 
 import dlt
 import pyarrow as pa
-from dlt.common.schema import Schema
-from dlt.common.schema.typing import C_DLT_ID, C_DLT_LOAD_ID, TTableSchemaColumns
+from dlt import Schema
 
 from crm_assets.sources.crm.dlt_internals import (
+    C_DLT_ID,
+    C_DLT_LOAD_ID,
     EMPTY_KEY_IDENTIFIER,
     PY_TYPE_TO_SC_TYPE,
     ItemTransform,
+    TTableSchemaColumns,
     autodetect_sc_type,
     generate_dlt_ids,
     get_root_row_id_type,

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 from requests import Response
 
+from crm_assets.sources.crm.clock import CrmClock
 from crm_assets.sources.crm.errors import (
     CrmMalformedPageError,
     CrmRecordError,
@@ -63,7 +64,7 @@ class PageCheck:
     dlt that list, so dlt's selector is ``$`` and no JSONPath runs per page. ``secret`` is
     redacted from any server text quoted in an error. Every response and page is counted in
     ``stats``, every status is passed to ``observe`` (the prefetch limit slows down on 429),
-    and every checked page's number and records to ``on_page`` (a sweep's listing).
+    and every response's ``Date`` to ``clock``.
 
     Attributes:
         resource: The resource whose responses it checks; the HTTP side names it in errors.
@@ -75,19 +76,19 @@ class PageCheck:
         secret: str,
         stats: SyncStats | None = None,
         observe: Callable[[int], None] | None = None,
-        on_page: Callable[[int, list[dict[str, Any]]], None] | None = None,
+        clock: CrmClock | None = None,
     ) -> None:
         self.resource = resource
         self._secret = secret
         self._stats = stats or SyncStats()
         self._observe = observe
-        self._on_page = on_page
+        self._clock = clock or CrmClock()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> PageCheck:
         """The check itself, not a copy.
 
         dlt copies the source's configuration; the check holds the sync's counters and
-        listings, which must stay shared.
+        clock, which must stay shared.
         """
         return self
 
@@ -100,6 +101,7 @@ class PageCheck:
         self._stats.response(resource, response.status_code, len(response.content))
         if self._observe is not None:
             self._observe(response.status_code)
+        self._clock.observe(response.headers)
         page = page_of(response.url)
         if response.status_code >= 400:
             problem = f"HTTP {response.status_code}: {self._redact(_server_message(response))}"
@@ -107,8 +109,6 @@ class PageCheck:
         records = self._records(response, page)
         response.json = lambda **_: records  # type: ignore[method-assign]
         self._stats.page(resource, len(records))
-        if self._on_page is not None and page.isdigit():
-            self._on_page(int(page), records)
         return response
 
     def _records(self, response: Response, page: str) -> list[dict[str, Any]]:

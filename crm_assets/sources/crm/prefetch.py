@@ -6,7 +6,9 @@ wraps a session's ``send``: after a full page it sends the next pages in the bac
 (1, then 2, 4, ... at a time, up to the concurrency) and hands them over when the client
 asks. A short page ends a path, so a sync that fits in one page makes one request, as
 before, and a longer one at most the concurrency minus one past its last page.
-Responses go through the same retry policy and checks; only their timing changes.
+Responses go through the same retry policy and checks; only their timing changes. Every
+page is sent once: the consumer marks a page it sends itself as scheduled, under the lock
+the prefetches' callbacks take to schedule more.
 
 When the pages after the one asked for have already arrived, they are handed over with it
 as one batch (see ``paginator.pages_in``): dlt's work per item, large for Arrow tables, is
@@ -196,6 +198,8 @@ class Prefetcher:
         with self._lock:
             state = self._paths.setdefault(key, _Path())
             future = state.pending.pop(page, None)
+            # Sent by the consumer itself: a prefetch finishing meanwhile must not send it too.
+            state.scheduled = max(state.scheduled, page)
         response = future.result() if future is not None else self._send(request, **kwargs)
         with self._lock:
             batch = self._take_arrived(state, page, response)

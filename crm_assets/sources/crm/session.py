@@ -7,13 +7,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dlt
-from dlt.common.exceptions import ResourceNameNotAvailable
 from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.requests import Session as DltSession
 from requests import PreparedRequest, Response, Session
 from requests.adapters import BaseAdapter
 from requests.exceptions import ChunkedEncodingError, ConnectionError, Timeout
 
+from crm_assets.sources.crm.dlt_internals import ResourceNameNotAvailable
 from crm_assets.sources.crm.errors import CrmMalformedPageError, unreachable
 from crm_assets.sources.crm.pacing import PacedAdapter, RequestPacer
 from crm_assets.sources.crm.pages import page_of

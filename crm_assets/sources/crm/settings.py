@@ -11,9 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
-from dlt.common.schema.typing import TTableSchemaColumns
-
-from crm_assets.sources.crm.dlt_internals import compile_path
+from crm_assets.sources.crm.dlt_internals import TTableSchemaColumns, compile_path
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import dlt
-from dlt.extract.resource import DltResource
+from dlt.sources import DltResource
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.rest_api import rest_api_resources
 from dlt.sources.rest_api.typing import Endpoint, EndpointResource, RESTAPIConfig
 from requests import Request, Session
 
+from crm_assets.sources.crm.clock import CrmClock
 from crm_assets.sources.crm.columnar import DLT_COLUMN_HINTS, ColumnarPages
+from crm_assets.sources.crm.future import HoldBackFutureCursors, RestoreSentCursors
 from crm_assets.sources.crm.pacing import RequestPacer
 from crm_assets.sources.crm.pages import PageCheck
 from crm_assets.sources.crm.paginator import PageLimitPaginator
@@ -35,7 +37,7 @@ from crm_assets.sources.crm.settings import (
     CrmResource,
 )
 from crm_assets.sources.crm.stats import SyncStats
-from crm_assets.sources.crm.sweep import Listing, PageReader
+from crm_assets.sources.crm.sweep import Listing, ListingStep, PageReader
 from crm_assets.sources.crm.timestamps import AfterIncremental, ParseTimestamps
 from crm_assets.sources.crm.window import Window
 
@@ -96,8 +98,9 @@ def rest_api_config(
     resources: Sequence[CrmResource] = RESOURCES,
     options: SyncOptions | None = None,
     stats: SyncStats | None = None,
-    listings: Mapping[str, Listing] | None = None,
+    listing: bool = False,
     pacer: RequestPacer | None = None,
+    clock: CrmClock | None = None,
 ) -> RESTAPIConfig:
     """The seed's ``rest_api_source`` configuration, made valid for dlt.
 
@@ -107,17 +110,15 @@ def rest_api_config(
     malformed page; an incremental cursor sent as ``modified_since``; ``dedup_sort`` so
     the newest version of an ``id`` wins; and the deletion mark column.
 
-    With ``listings`` (a deletion sweep), every resource lists all its records, leaves its
-    cursor alone, and records the edges of its pages in its listing. ``pacer`` paces the
-    requests to the rate the CRM allows (a new one if not given).
+    With ``listing`` (a deletion sweep), every resource lists all its records and leaves its
+    cursor alone. ``pacer`` paces the requests to the rate the CRM allows (a new one if not
+    given); ``clock`` takes the CRM's ``Date`` from every response.
     """
     options = options or SyncOptions()
     session, limit = _session(options, pacer)
 
     def endpoint(resource: CrmResource) -> EndpointResource:
-        listing = listings.get(resource.name) if listings is not None else None
-        on_page = listing.record if listing is not None else None
-        check = PageCheck(resource.name, access_token, stats, limit.observe, on_page)
+        check = PageCheck(resource.name, access_token, stats, limit.observe, clock)
         dlt_columns = DLT_COLUMN_HINTS if options.columnar else {}
         endpoint: Endpoint = {
             "path": resource.path,
@@ -125,7 +126,7 @@ def rest_api_config(
             "paginator": PageLimitPaginator(limit=options.page_size),
             "response_actions": [check],
         }
-        if listings is None:
+        if not listing:
             endpoint["incremental"] = _incremental(resource, options)  # type: ignore[typeddict-item]
         return {
             "name": resource.name,
@@ -153,6 +154,7 @@ def crm_source(
     stats: SyncStats | None = None,
     listings: Mapping[str, Listing] | None = None,
     pacer: RequestPacer | None = None,
+    clock: CrmClock | None = None,
 ) -> list[DltResource]:
     """The CRM resources, each merged into a table of its name by ``id``.
 
@@ -162,20 +164,29 @@ def crm_source(
         resources: The resource table (see ``settings.RESOURCES``).
         options: How to fetch: page size, timeout, concurrency, lookback, window.
         stats: Collects requests, pages and retries per resource, and logs progress.
-        listings: For a deletion sweep: every resource lists all its records and records
-            its pages' edges here (see ``sweep``).
+        listings: For a deletion sweep: every resource lists all its records, which its
+            listing takes in the order dlt consumes them (see ``sweep``).
         pacer: Paces the requests to the rate the CRM allows (``pacing``); shared with a
             sweep's page readers.
+        clock: The CRM's present, from the ``Date`` of its responses; the incremental cursor
+            never goes beyond it (``future``).
     """
     if not access_token:
         raise ValueError("the CRM access token is empty: set CRM_ACCESS_TOKEN")
-    options = options or SyncOptions()
-    dlt_resources = rest_api_resources(
-        rest_api_config(base_url, access_token, resources, options, stats, listings, pacer)
+    options, stats, clock = options or SyncOptions(), stats or SyncStats(), clock or CrmClock()
+    config = rest_api_config(
+        base_url, access_token, resources, options, stats, listings is not None, pacer, clock
     )
+    dlt_resources = rest_api_resources(config)
     for resource, spec in zip(dlt_resources, resources, strict=True):
-        if options.window is None and listings is None:
-            resource.add_filter(SkipUnchanged(spec.name, spec.cursor, options.lookback_seconds))
+        if listings is not None:
+            if spec.name in listings:  # the resources a sweep selected
+                resource.add_step(ListingStep(listings[spec.name]))
+        elif options.window is None:
+            lookback = options.lookback_seconds
+            resource.add_step(SkipUnchanged(spec.name, spec.cursor, lookback, clock))
+            resource.add_step(HoldBackFutureCursors(spec.name, spec.cursor, clock, stats))
+            resource.add_step(RestoreSentCursors(spec.cursor))
         resource.add_step(AfterIncremental(ParseTimestamps((spec.cursor, *TIMESTAMP_FIELDS))))
         if options.columnar:
             resource.add_step(ColumnarPages(spec.name, PRIMARY_KEY))
@@ -189,6 +200,7 @@ def page_reader(
     options: SyncOptions | None = None,
     stats: SyncStats | None = None,
     pacer: RequestPacer | None = None,
+    clock: CrmClock | None = None,
 ) -> PageReader:
     """Reads page 1 of ``resource`` from a ``modified_since``, as a sweep confirms candidates.
 
@@ -197,7 +209,7 @@ def page_reader(
     """
     options = options or SyncOptions()
     front = CrmHttp(options.timeout, pacer=pacer).front_session(resource=resource.name)
-    check = PageCheck(resource.name, access_token, stats)
+    check = PageCheck(resource.name, access_token, stats, clock=clock)
     url = f"{check_base_url(base_url)}{resource.path}"
     auth = BearerTokenAuth(access_token)
     environment = front.merge_environment_settings(url, {}, None, None, None)

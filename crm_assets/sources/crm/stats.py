@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -12,6 +13,8 @@ from crm_assets.sources.crm.settings import RETRY_STATUSES
 
 PROGRESS_INTERVAL_SECONDS = 10.0
 """At most one progress line per resource in this many seconds."""
+FUTURE_EXAMPLES = 5
+"""Future-dated records named per resource at most."""
 
 
 @dataclass
@@ -23,6 +26,10 @@ class ResourceStats:
     records: int = 0
     bytes: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
+    future_dated: int = 0
+    """Records whose cursor value lay beyond the CRM's present."""
+    future_examples: list[str] = field(default_factory=list)
+    """A few of them, as ``id at modifiedtime``."""
     started: float | None = None
     logged: float = 0.0
 
@@ -34,6 +41,8 @@ class ResourceStats:
 
 class SyncStats:
     """Collects :class:`ResourceStats` from the response hook and logs progress.
+
+    Responses arrive on many fetching threads at once; every update holds one lock.
 
     Args:
         log: Where progress lines go (for example a Dagster context's ``log.info``).
@@ -51,32 +60,46 @@ class SyncStats:
         self._log = log
         self._interval = interval
         self._clock = clock
+        self._lock = threading.Lock()
 
     def of(self, resource: str) -> ResourceStats:
         """The counters of ``resource`` (zero if it made no request)."""
-        return self.resources.setdefault(resource, ResourceStats())
+        with self._lock:
+            return self.resources.setdefault(resource, ResourceStats())
 
     def response(self, resource: str, status: int, size: int) -> None:
         """Count one response of ``resource``."""
         stats = self.of(resource)
         now = self._clock()
-        if stats.started is None:
-            stats.started = stats.logged = now
-        stats.requests += 1
-        stats.bytes += size
-        stats.statuses[status] += 1
+        with self._lock:
+            if stats.started is None:
+                stats.started = stats.logged = now
+            stats.requests += 1
+            stats.bytes += size
+            stats.statuses[status] += 1
 
     def page(self, resource: str, records: int) -> None:
         """Count one well-formed page of ``records`` and maybe log progress."""
         stats = self.of(resource)
-        stats.pages += 1
-        stats.records += records
         now = self._clock()
-        if self._log is not None and now - stats.logged >= self._interval:
-            stats.logged = now
+        with self._lock:
+            stats.pages += 1
+            stats.records += records
+            due = self._log is not None and now - stats.logged >= self._interval
+            if due:
+                stats.logged = now
             started = stats.started if stats.started is not None else now
-            elapsed = max(now - started, 1e-9)
-            self._log(
+            line = (
                 f"{resource}: {stats.pages} pages, {stats.records} records so far, "
-                f"{stats.records / elapsed:.0f} records/s"
+                f"{stats.records / max(now - started, 1e-9):.0f} records/s"
             )
+        if due and self._log is not None:
+            self._log(line)
+
+    def future(self, resource: str, key: str, value: str) -> None:
+        """Count a record of ``resource`` whose cursor value lay beyond the CRM's present."""
+        stats = self.of(resource)
+        with self._lock:
+            stats.future_dated += 1
+            if len(stats.future_examples) < FUTURE_EXAMPLES:
+                stats.future_examples.append(f"{key} at {value}")

@@ -5,9 +5,10 @@ proof, because it pages by position in ``(modifiedtime, id)`` order while the CR
 when a record already listed changes or is deleted, every record behind it moves up one
 place, and the record that was first on the next page is skipped.
 
-The proof rests on two rules of the contract: a record that changes gets the current time as
-its ``modifiedtime`` (it moves to the end), and ``modified_since`` is inclusive. Let ``T0``
-be a time before the listing began (its start minus the clock-skew lookback). Then:
+The proof rests on two rules of the contract: a record that changes gets the CRM's present
+as its ``modifiedtime`` (it moves to the end), and ``modified_since`` is inclusive. Let
+``T0`` be a moment before the listing began, on the CRM's own clock (``deletions`` takes it
+from the ``Date`` the CRM sent, never from this machine's clock). Then:
 
 - A record that changed since ``T0`` has ``modifiedtime >= T0``. Reading from ``T0`` by key
   (each request ``modified_since=<last modifiedtime seen>``, page 1) lists every such record:
@@ -20,8 +21,10 @@ be a time before the listing began (its start minus the clock-skew lookback). Th
   however large it has grown.
 
 So a record is alive if and only if it is in the listing, in a gap read, or read from
-``T0``. Only gaps that can hold a candidate are read: a record's ``modifiedtime`` only grows,
-so a candidate can only be found at or after the ``modifiedtime`` the warehouse holds for it.
+``T0``. The listing and its page edges are what dlt consumed (``Listing``), so a page fetched
+twice, or a response dlt never loaded, cannot shift a gap. Only gaps that can hold a
+candidate are read: a record's ``modifiedtime`` only grows, so a candidate can only be found
+at or after the ``modifiedtime`` the warehouse holds for it.
 The one case the proof cannot cover: more records sharing one ``modifiedtime`` than a page
 holds, where reading by key cannot move on. Then nothing is confirmed for that resource, and
 the sweep says so.
@@ -29,13 +32,17 @@ the sweep says so.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
+from crm_assets.sources.crm.dlt_internals import ItemTransform
 from crm_assets.sources.crm.settings import PRIMARY_KEY
 from crm_assets.sources.crm.window import parse_moment
 
@@ -85,7 +92,16 @@ class Gap:
 
 
 class Listing:
-    """The edges of every page of one full listing, as its pages arrive (any thread).
+    """What one full listing returned, taken from the records dlt consumed, in their order.
+
+    Pages hold ``limit`` records each but the last, so the record at position ``i`` of the
+    listing was on page ``i // limit + 1``: the edges of every page follow from the order of
+    the records dlt loaded, however the pages were fetched or batched. The paginator stops on
+    the first page shorter than ``limit``; a listing whose length is a multiple of ``limit``
+    ended on an empty page. The listing is complete once dlt's extraction succeeded.
+
+    The ids listed are kept as 64-bit hashes (8 bytes each). Two ids sharing a hash could
+    only make a record that is gone look listed, which leaves it unmarked.
 
     Args:
         cursor: The resource's cursor field.
@@ -95,41 +111,88 @@ class Listing:
     def __init__(self, cursor: str, limit: int) -> None:
         self.cursor = cursor
         self.limit = limit
-        self._pages: dict[int, PageEdges] = {}
-        self._lock = threading.Lock()
+        self.count = 0
+        """Records consumed so far."""
+        self._pages: list[PageEdges] = []
+        self._first: tuple[str, str] | None = None
+        self._last: tuple[str, str] | None = None
+        self._ties = 0
+        self._ids = array("q")
+        self._sorted = True
 
-    def record(self, page: int, records: list[dict[str, Any]]) -> None:
-        """Remember the edges of page ``page``."""
-        if not records:
-            edges = PageEdges(0, None, None, 0)
-        else:
-            first, last = key_of(records[0], self.cursor), key_of(records[-1], self.cursor)
-            ties = sum(1 for record in records if record[self.cursor] == last.cursor)
-            edges = PageEdges(len(records), first, last, ties)
-        with self._lock:
-            self._pages[page] = edges
+    def extend(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Take the next records dlt consumed, as the CRM sent them."""
+        limit, cursor = self.limit, self.cursor
+        for record in records:
+            key = str(record[PRIMARY_KEY])
+            value = str(record[cursor])
+            if self.count % limit == 0:
+                self._close_page()
+                self._first = (key, value)
+            if self._last is not None and self._last[1] == value:
+                self._ties += 1
+            else:
+                self._ties = 1
+            self._last = (key, value)
+            self.count += 1
+            self._ids.append(hash(key))
+        self._sorted = False
+
+    def _close_page(self) -> None:
+        if self._first is None or self._last is None:
+            return
+        count = (self.count - 1) % self.limit + 1
+        first, last = (self._key(*edge) for edge in (self._first, self._last))
+        self._pages.append(PageEdges(count, first, last, self._ties))
+        self._first = self._last = None
+
+    def _key(self, key: str, value: str) -> Key:
+        return Key(parse_moment(value, self.cursor), key, value)
+
+    def pages(self) -> list[PageEdges]:
+        """Every page of the complete listing, the last one short or empty."""
+        self._close_page()
+        pages = list(self._pages)
+        if self.count % self.limit == 0:
+            pages.append(PageEdges(0, None, None, 0))
+        return pages
 
     def gaps(self) -> list[Gap]:
-        """The gaps between consecutive pages, up to the first short page.
-
-        Raises:
-            UncertainListingError: A page of the listing was not seen, or none was short.
-        """
-        with self._lock:
-            pages = dict(self._pages)
-        short = [number for number, edges in pages.items() if edges.count < self.limit]
-        if not short:
-            raise UncertainListingError("the listing did not reach its last page")
-        end = min(short)
-        missing = sorted(set(range(1, end + 1)) - set(pages))
-        if missing:
-            raise UncertainListingError(f"pages {missing} of the listing were not seen")
+        """The gaps between consecutive pages of the complete listing."""
+        pages = self.pages()
         gaps = []
-        for number in range(1, end):
-            edges, following = pages[number], pages[number + 1]
-            assert edges.last is not None  # a full page has records
+        for edges, following in itertools.pairwise(pages):
+            assert edges.last is not None  # every page before the last is full
             gaps.append(Gap(edges.last, following.first, edges.ties))
         return gaps
+
+    def listed(self, key: str) -> bool:
+        """Whether the listing returned ``key`` (or one of the same 64-bit hash)."""
+        if not self._sorted:
+            self._ids = array("q", sorted(self._ids))
+            self._sorted = True
+        digest = hash(key)
+        index = bisect.bisect_left(self._ids, digest)
+        return index < len(self._ids) and self._ids[index] == digest
+
+
+class ListingStep(ItemTransform[Any]):
+    """The dlt step giving a listing every record the resource yields, first in its pipe.
+
+    First, so it sees the records as the CRM sent them (later steps parse timestamps in
+    place) and in their order.
+    """
+
+    placement_affinity: ClassVar[float] = -0.5
+
+    def __init__(self, listing: Listing) -> None:
+        super().__init__(lambda item: item)
+        self.listing = listing
+
+    def __call__(self, item: Any, meta: Any = None) -> Any:
+        """Record the page(s) of records in ``item``; hand them on unchanged."""
+        self.listing.extend(item if isinstance(item, list) else [item])
+        return item
 
 
 @dataclass(frozen=True)
@@ -219,7 +282,7 @@ def confirm(
         candidates: Records the warehouse holds as live that the listing did not return.
         listing: The listing's page edges.
         read: Reads one page by ``modified_since`` (with the sync's retries and checks).
-        horizon: ``T0``: a time before the listing began (its start minus the lookback).
+        horizon: ``T0``: a moment before the listing began, on the CRM's clock.
         pool: Runs the gap reads, which are independent of each other.
     """
     if not candidates:

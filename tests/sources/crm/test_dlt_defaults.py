@@ -57,3 +57,30 @@ def test_a_config_toml_overrides_the_defaults(tmp_path: Path) -> None:
     (tmp_path / ".dlt").mkdir()
     (tmp_path / ".dlt" / "config.toml").write_text("[load]\nworkers = 3\n")
     assert _settings_seen(tmp_path) == [3, True]
+
+
+OTHER_PIPELINE = """
+import json, dlt
+from crm_assets.resources import CrmWarehouseResource
+ours = CrmWarehouseResource(duckdb_path="w.duckdb", pipelines_dir="pipelines").build_pipeline()
+dlt.pipeline("other", destination="duckdb", pipelines_dir="pipelines")
+seen = [dlt.config.get("load.workers"), dlt.config.get("data_writer.disable_compression")]
+ours.activate()
+seen += [dlt.config["load.workers"], dlt.config["data_writer.disable_compression"]]
+print(json.dumps(seen))
+"""
+
+
+def test_another_dlt_pipeline_in_the_process_keeps_dlts_own_defaults(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if "__" not in key}
+    done = subprocess.run(
+        [sys.executable, "-c", OTHER_PIPELINE],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [None, None, 1, True]

@@ -10,15 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-import pytest
 
-from crm_assets.sources.crm.sweep import (
-    Confirmation,
-    Listing,
-    PageReader,
-    UncertainListingError,
-    confirm,
-)
+from crm_assets.sources.crm.sweep import Confirmation, Listing, PageReader, confirm
 from crm_sandbox.data import PathStore, format_time, parse_time
 
 LIMIT = 100
@@ -68,7 +61,7 @@ def list_pages(
         if page in before_page:
             before_page[page]()
         records = [orjson.loads(blob)["record"] for blob in store.page(page, LIMIT, None)]
-        listing.record(page, records)
+        listing.extend(records)
         ids.update(record["id"] for record in records)
         if len(records) < LIMIT:
             return listing, ids
@@ -128,6 +121,19 @@ def test_a_record_the_warehouse_holds_stale_is_found_where_it_is_now() -> None:
     assert confirmed(held_before, listing, reader(store), horizon()).confirmed == frozenset()
 
 
+def test_a_skipped_record_that_is_the_only_candidate_is_found_in_its_gap() -> None:
+    """The gap's first edge lies before the candidate, its second after: it is read."""
+    store = store_of(300)
+    skipped, on_first_page = store.order[100][1], store.order[10][1]
+    candidates = held(store, [skipped])
+
+    listing, ids = list_pages(store, {2: lambda: store.delete([on_first_page])})
+
+    assert skipped not in ids
+    outcome = confirmed(candidates, listing, reader(store), horizon())
+    assert (outcome.candidates, outcome.confirmed) == (1, frozenset())
+
+
 def test_only_gaps_after_the_oldest_candidate_are_read() -> None:
     store = store_of(1000)
     listing, _ = list_pages(store, {})
@@ -181,21 +187,37 @@ def test_no_candidates_need_no_requests() -> None:
     assert (outcome.candidates, outcome.requests, calls) == (0, 0, [])
 
 
-def test_a_listing_with_a_page_missing_cannot_confirm() -> None:
-    listing = Listing(CURSOR, LIMIT)
+def test_pages_follow_from_the_order_of_the_records_whatever_their_batches() -> None:
     store = store_of(250)
-    for page in (1, 3):
-        listing.record(page, [orjson.loads(b)["record"] for b in store.page(page, LIMIT, None)])
+    records = [orjson.loads(blob)["record"] for blob in store.page(1, 250, None)]
+    listing = Listing(CURSOR, LIMIT)
 
-    with pytest.raises(UncertainListingError, match=r"pages \[2\]"):
-        listing.gaps()
-    assert "last page" in str(confirm_error(Listing(CURSOR, LIMIT)))
+    for batch in (records[:130], [], records[130:131], records[131:]):
+        listing.extend(batch)
+
+    pages = listing.pages()
+    assert [page.count for page in pages] == [100, 100, 50]
+    assert [page.first.id for page in pages if page.first] == [
+        records[n]["id"] for n in (0, 100, 200)
+    ]
+    assert [page.last.id for page in pages if page.last] == [
+        records[n]["id"] for n in (99, 199, 249)
+    ]
+    assert [(gap.after.id, gap.before.id) for gap in listing.gaps() if gap.before] == [
+        (records[99]["id"], records[100]["id"]),
+        (records[199]["id"], records[200]["id"]),
+    ]
+    assert all(listing.listed(record["id"]) for record in records)
+    assert not listing.listed("acc_not_listed")
 
 
-def confirm_error(listing: Listing) -> UncertainListingError:
-    with pytest.raises(UncertainListingError) as raised:
-        listing.gaps()
-    return raised.value
+def test_a_listing_of_whole_pages_ended_on_an_empty_one() -> None:
+    store = store_of(200)
+    listing = Listing(CURSOR, LIMIT)
+
+    listing.extend(orjson.loads(blob)["record"] for blob in store.page(1, 200, None))
+
+    assert [page.count for page in listing.pages()] == [100, 100, 0]
 
 
 def test_an_empty_last_page_leaves_a_gap_to_the_end() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from crm_assets.duckdb_lock import WarehouseLockedError, connect
+from crm_assets.warehouse_lock import WarehouseLockedError, connect_duckdb
 
 HOLD = (
     "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
@@ -48,7 +48,7 @@ def test_a_locked_file_is_waited_for_and_then_opened(
         lines.append(line)
         waiting.set()
 
-    worker = threading.Thread(target=lambda: opened.append(connect(path, 120, log)))
+    worker = threading.Thread(target=lambda: opened.append(connect_duckdb(path, 120, log)))
     worker.start()
     assert waiting.wait(timeout=60), "the sync did not notice the lock"
     assert holder.stdin is not None
@@ -71,14 +71,14 @@ def test_a_lock_held_past_the_wait_fails_naming_the_setting_and_the_holder(
     lines: list[str] = []
 
     with pytest.raises(WarehouseLockedError) as raised:
-        connect(path, 0, lines.append)
+        connect_duckdb(path, 0, lines.append)
 
     message = str(raised.value)
-    assert message.startswith("CRM_DUCKDB_LOCK_WAIT_SECONDS: the DuckDB file")
+    assert message.startswith("CRM_WAREHOUSE_LOCK_WAIT_SECONDS: the DuckDB file")
     assert f"(PID {holder.pid})" in message
     assert lines == []
 
 
 def test_other_errors_opening_the_file_are_not_waited_for(tmp_path: Path) -> None:
     with pytest.raises(duckdb.IOException, match="Cannot open file"):
-        connect(tmp_path / "no" / "such" / "folder.duckdb", 120, print)
+        connect_duckdb(tmp_path / "no" / "such" / "folder.duckdb", 120, print)
