@@ -100,12 +100,20 @@ def bare(url: str, work: Path) -> int:
 
 
 def deployment() -> tuple[Any, Any]:
-    """What a deployment has before any run: a Dagster instance and the loaded assets."""
+    """What a deployment has before any run: a Dagster instance and the loaded assets.
+
+    Its partitions begin today, so today's partition holds every record and its first sync,
+    as the schedule runs it, reads all of them: the load measured before partitions existed.
+    """
+    from datetime import UTC, datetime
+
     from dagster import DagsterInstance
 
     from crm_assets.assets import build_crm_assets
+    from crm_assets.partitions import crm_partitions
 
-    return DagsterInstance.ephemeral(), build_crm_assets("duckdb")
+    today = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00Z")
+    return DagsterInstance.ephemeral(), build_crm_assets("duckdb", crm_partitions(today))
 
 
 def ours(url: str, work: Path, instance: Any, assets: Any, sweep: bool = False) -> int:
@@ -118,9 +126,12 @@ def ours(url: str, work: Path, instance: Any, assets: Any, sweep: bool = False) 
     from crm_assets.dlt_resource import CrmDltResource
     from crm_assets.resources import CrmApiResource, CrmWarehouseResource
 
+    partition = assets.partitions_def.get_last_partition_key()
     result = materialize(
         [assets],
         instance=instance,
+        partition_key=partition,
+        tags={"crm/trigger": "sweep" if sweep else "schedule"},
         resources={
             "dlt": CrmDltResource(),
             "crm_api": CrmApiResource(base_url=url, access_token=TOKEN),

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -264,8 +265,13 @@ def dagster_home(scratch: Path) -> Path:
 
 
 def cli_sync(url: str, home: Path, work: Path) -> Run:
-    """``crm_sync_job`` through ``dagster job execute``, asset checks included."""
+    """``crm_sync_job`` through ``dagster job execute``, asset checks included.
+
+    Today's partition as the schedule launches it, on partitions that begin today: its first
+    sync reads every record.
+    """
     work.mkdir(parents=True)
+    today = datetime.now(UTC)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -273,9 +279,12 @@ def cli_sync(url: str, home: Path, work: Path) -> Run:
         "CRM_ACCESS_TOKEN": TOKEN,
         "CRM_DUCKDB_PATH": str(work / "crm_warehouse.duckdb"),
         "CRM_PIPELINES_DIR": str(work / "pipelines"),
+        "CRM_HISTORY_START": today.strftime("%Y-%m-%dT00:00:00Z"),
     }
+    tags = {"dagster/partition": today.strftime("%Y-%m-%d"), "crm/trigger": "schedule"}
     dagster = str(Path(sys.executable).parent / "dagster")
     command = [dagster, "job", "execute", "-m", "crm_assets.definitions", "-j", SYNC_JOB_NAME]
+    command += ["--tags", json.dumps(tags)]
     seconds, peak, _ = run_process(command, env, ROOT)
     return Run(seconds, warehouse_rows(work / "crm_warehouse.duckdb"), peak)
 

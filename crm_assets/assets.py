@@ -13,6 +13,8 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AutomationCondition,
+    BackfillPolicy,
+    DailyPartitionsDefinition,
     FreshnessPolicy,
 )
 from dagster_dlt import dlt_assets
@@ -51,16 +53,29 @@ def _spec_pipeline(destination: str) -> dlt.Pipeline:
 
 def build_crm_assets(
     destination: str,
+    partitions: DailyPartitionsDefinition,
+    backfill_policy: BackfillPolicy | None = None,
     freshness_policy: FreshnessPolicy | None = None,
     automation_condition: AutomationCondition[AssetKey] | None = None,
 ) -> AssetsDefinition:
-    """The multi-asset of the nine resources, with kinds naming ``destination``."""
+    """The multi-asset of the nine resources, with kinds naming ``destination``.
+
+    Args:
+        destination: The dlt destination, named in the assets' kinds.
+        partitions: Their daily partitions (``partitions.crm_partitions``).
+        backfill_policy: How many partitions one run of a backfill covers; one run for the
+            whole backfill if not given.
+        freshness_policy: The policy every asset carries.
+        automation_condition: When Dagster's automation requests partitions of an asset.
+    """
 
     @dlt_assets(
         dlt_source=crm_source(base_url=SPEC_BASE_URL, access_token=SPEC_TOKEN),
         dlt_pipeline=_spec_pipeline(destination),
         name=ASSETS_OP_NAME,
         dagster_dlt_translator=CrmDltTranslator(freshness_policy, automation_condition),
+        partitions_def=partitions,
+        backfill_policy=backfill_policy or BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
     )
     def crm_dlt_assets(
@@ -72,8 +87,10 @@ def build_crm_assets(
     ) -> Iterator[Any]:
         """Sync the selected CRM resources into the warehouse, merging by `id`.
 
-        Incremental by default; a window backfill when `window_start` and `window_end`
-        are set in the op config; a deletion sweep when `sweep_deletes` is true.
+        A partition is a UTC day of the records' `modifiedtime` (the first also holds all
+        before it). A run reads the records of its partitions; the schedule's and the
+        automation's run of today's partition is the incremental sync from the saved cursor.
+        A deletion sweep when `sweep_deletes` is true in the op config.
         """
         yield from run_sync(context, dlt, crm_api, warehouse, config)
 

@@ -1,16 +1,32 @@
-"""Catch-up syncs by Declarative Automation: Dagster's freshness state decides, the UI shows why.
+"""Declarative Automation of the CRM assets: today's catch-up, history, reconciliation.
 
-Dagster's freshness daemon evaluates each asset's freshness policy and records PASS, WARN or
-FAIL. The condition below asks for a sync of an asset once for each stale state it enters (a
-never-materialized asset is unknown to the freshness daemon, so ``missing`` counts as stale
-too), never while a run that materializes it is queued or running, and again after such a run
-if the asset is still stale. The automation condition sensor evaluates it every 30 seconds;
-each evaluation, and why it requested a run, is shown on the asset's Automation tab.
+One condition per asset, evaluated per partition by the automation condition sensor, which
+emits a backfill (Dagster's Backfills page, one status per partition) whenever more than
+one partition of an asset is requested in a tick:
+
+- **Today** (the latest partition): Dagster's freshness daemon evaluates each asset's
+  freshness policy and records PASS, WARN or FAIL. When today's partition is missing, or the
+  asset turns WARN or FAIL, one sync of today's partition is requested for that state, never
+  while a run of it is queued or running. That run is the incremental sync.
+- **History** (every earlier partition): a partition that is missing is requested once, and
+  again after each reconciliation tick while still missing (a failed backfill is retried
+  daily; the Backfills page retries it at once).
+- **Reconciliation**: at each tick of ``CRM_RECONCILE_CRON`` the ``CRM_RECONCILE_DAYS``
+  partitions before today are re-read, healing records a sync skipped while the CRM
+  changed (see docs/crm-api.md).
+
+Freshness is evaluated per asset, not per partition (Dagster 1.12+): a run of any partition
+counts as a materialization of the asset, so a backfill of history keeps an asset fresh as
+well as today's sync does. The schedule keeps today's partition current either way.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import cast
+
 from dagster import (
+    AssetCheckKey,
     AssetKey,
     AssetSelection,
     AutomationCondition,
@@ -20,9 +36,17 @@ from dagster import (
 
 from crm_assets.constants import AUTOMATION_SENSOR_NAME, GROUP_NAME, TRIGGER_TAG
 
+Condition = AutomationCondition[AssetKey]
 
-def catch_up_condition() -> AutomationCondition[AssetKey]:
-    """Stale (missing, freshness WARN or FAIL), not in progress, not yet caught up for it."""
+
+def _once_per(due: Condition, label: str) -> Condition:
+    """Not requested since ``due`` last became true: requested once each time it does."""
+    requested: Condition = AutomationCondition.newly_requested().since(due)
+    return (~requested).with_label(label)
+
+
+def catch_up_condition() -> Condition:
+    """Today's partition: stale (missing, freshness WARN or FAIL), not in progress, once."""
     missing = AutomationCondition.missing()
     warned = AutomationCondition.freshness_warned()
     failed = AutomationCondition.freshness_failed()
@@ -30,21 +54,62 @@ def catch_up_condition() -> AutomationCondition[AssetKey]:
     became_stale = (missing.newly_true() | warned.newly_true() | failed.newly_true()).with_label(
         "became stale"
     )
-    caught_up = AutomationCondition.newly_requested().since(became_stale)
     return (
-        stale & ~AutomationCondition.in_progress() & ~caught_up.with_label("already caught up")
-    ).with_label("catch up")
+        AutomationCondition.in_latest_time_window()
+        & stale
+        & ~AutomationCondition.in_progress()
+        & _once_per(became_stale, "not yet caught up")
+    ).with_label("today: catch up")
+
+
+def history_condition(reconcile_cron: str) -> Condition:
+    """An earlier partition that is missing: requested once, again at each reconcile tick."""
+    missing = AutomationCondition.missing()
+    due = (missing.newly_true() | AutomationCondition.cron_tick_passed(reconcile_cron)).with_label(
+        "became missing, or a reconciliation tick"
+    )
+    return (
+        ~AutomationCondition.in_latest_time_window()
+        & missing
+        & ~AutomationCondition.in_progress()
+        & _once_per(due, "not yet requested")
+    ).with_label("history: backfill what is missing")
+
+
+def reconcile_condition(reconcile_cron: str, days: int) -> Condition:
+    """The ``days`` partitions before today, once per tick of ``reconcile_cron``."""
+    recent = AutomationCondition.in_latest_time_window(timedelta(days=days + 1))
+    tick: AutomationCondition[AssetKey | AssetCheckKey]
+    tick = AutomationCondition.cron_tick_passed(reconcile_cron)
+    condition = (
+        recent
+        & ~AutomationCondition.in_latest_time_window()
+        & tick.since_last_handled()
+        & ~AutomationCondition.in_progress()
+    ).with_label(f"reconcile the {days} days before today")
+    return cast(Condition, condition)
+
+
+def sync_condition(reconcile_cron: str, reconcile_days: int) -> Condition:
+    """What the automation requests of a CRM asset: today's catch-up, history, reconciliation."""
+    return (
+        catch_up_condition()
+        | history_condition(reconcile_cron)
+        | reconcile_condition(reconcile_cron, reconcile_days)
+    ).with_label("keep current")
 
 
 def build_automation_sensor() -> AutomationConditionSensorDefinition:
-    """The sensor evaluating the CRM assets' automation conditions; running by default."""
+    """The sensor evaluating the CRM assets' conditions; running by default, emitting backfills."""
     return AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR_NAME,
         target=AssetSelection.groups(GROUP_NAME),
         default_status=DefaultSensorStatus.RUNNING,
         run_tags={TRIGGER_TAG: "automation"},
+        emit_backfills=True,
         description=(
-            "Launches a catch-up sync of the CRM assets that are missing or past their "
-            "freshness policy, once per stale state, never while one is syncing."
+            "Syncs today's partition of the CRM assets when missing or past their freshness "
+            "policy; backfills missing history and re-reads the last days once a day, as "
+            "backfills on the Backfills page."
         ),
     )

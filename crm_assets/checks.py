@@ -12,6 +12,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
+    AssetRecordsFilter,
     DagsterInstance,
     multi_asset_check,
 )
@@ -43,9 +44,9 @@ class RowHistory:
     """What the last two materializations of an asset recorded."""
 
     previous_live: int | None
-    """Live rows after the materialization before the latest; None if there was none."""
+    """Live rows after the run before the latest; None if there was none."""
     marked: int
-    """Rows the latest materialization marked deleted."""
+    """Rows the latest run marked deleted."""
 
 
 def _number(metadata: Mapping[str, Any], *keys: str) -> int | None:
@@ -57,13 +58,26 @@ def _number(metadata: Mapping[str, Any], *keys: str) -> int | None:
 
 
 def row_history(instance: DagsterInstance, key: AssetKey) -> RowHistory:
-    """Live rows before the latest materialization, and the rows it marked deleted."""
-    records = instance.fetch_materializations(key, limit=2).records
-    found = [record.asset_materialization for record in records]
-    metadata = [event.metadata if event else {} for event in found]
-    latest_marked = _number(metadata[0], MARKED_KEY) if metadata else None
-    previous = _number(metadata[1], LIVE_ROWS_KEY, ROW_COUNT_KEY) if len(metadata) > 1 else None
-    return RowHistory(previous_live=previous, marked=latest_marked or 0)
+    """Live rows before the latest run that materialized ``key``, and the rows it marked.
+
+    A run of several partitions records one materialization of the asset per partition, all
+    with the table's figures after that run: the row count to compare with is that of the
+    last materialization recorded before the latest run started.
+    """
+    latest = instance.fetch_materializations(key, limit=1).records
+    if not latest or latest[0].asset_materialization is None:
+        return RowHistory(previous_live=None, marked=0)
+    marked = _number(latest[0].asset_materialization.metadata, MARKED_KEY) or 0
+    run = instance.get_run_record_by_id(latest[0].run_id)
+    if run is None:
+        return RowHistory(previous_live=None, marked=marked)
+    started = run.start_time or run.create_timestamp.timestamp()
+    earlier = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=key, before_timestamp=started), limit=1
+    ).records
+    event = earlier[0].asset_materialization if earlier else None
+    previous = _number(event.metadata, LIVE_ROWS_KEY, ROW_COUNT_KEY) if event else None
+    return RowHistory(previous_live=previous, marked=marked)
 
 
 def _results(key: AssetKey, table: TableProfile, history: RowHistory) -> Iterator[AssetCheckResult]:

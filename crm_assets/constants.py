@@ -67,20 +67,13 @@ FRESHNESS_FAIL_INTERVALS = 3
 so one missed tick warns and two fail, whatever the cron."""
 
 TRIGGER_TAG = "crm/trigger"
-"""Run tag saying what launched a sync: schedule, sweep, automation, history, reconcile."""
-
-BACKFILL_SENSOR_NAME = "crm_backfill_sensor"
-BACKFILL_SENSOR_INTERVAL_SECONDS = 60
+"""Run tag saying what launched a sync: schedule, sweep, automation (none from the UI)."""
 
 DEFAULT_HISTORY_START = "2024-01-01T00:00:00Z"
-"""Where history backfills begin; override with CRM_HISTORY_START."""
-
-DEFAULT_BACKFILL_WINDOW_DAYS = 30
-"""Size of one history window (one run); override with CRM_BACKFILL_WINDOW_DAYS."""
+"""The first partition's day; override with CRM_HISTORY_START."""
 
 DEFAULT_RECONCILE_DAYS = 3
-"""Trailing window re-synced daily to heal page drift; override with CRM_RECONCILE_DAYS."""
+"""Partitions before today re-read daily to heal page drift; override with CRM_RECONCILE_DAYS."""
 
-WINDOW_START_TAG = "crm/window_start"
-WINDOW_END_TAG = "crm/window_end"
-BACKFILL_KEY_TAG = "crm/backfill_key"
+DEFAULT_RECONCILE_CRON = "20 2 * * *"
+"""When the reconciliation (and a retry of missing history) is due; CRM_RECONCILE_CRON."""

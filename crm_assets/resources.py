@@ -29,6 +29,7 @@ from crm_assets.constants import (
 )
 from crm_assets.deletions import DEFAULT_DELETES, DEFAULT_SWEEP_MAX_SHARE, DELETE_MODES
 from crm_assets.duckdb_destination import LoadMemory, SteppedMemoryDuckDb
+from crm_assets.partitions import Reading
 from crm_assets.settings import InvalidSettingError, memory_limit_bytes, share
 from crm_assets.sources.crm import CrmResource, crm_source, with_paths
 from crm_assets.sources.crm.clock import CrmClock
@@ -104,7 +105,10 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
     )
     sync_start: str | None = Field(
         default=None,
-        description="First incremental cursor (CRM_SYNC_START); unset: the first sync loads all.",
+        description=(
+            "Where the first incremental sync may start, if before today (CRM_SYNC_START); "
+            "unset: at the start of today's partition."
+        ),
     )
     concurrency: int = Field(
         default=DEFAULT_CONCURRENCY,
@@ -138,14 +142,22 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
             )
         return str(token)
 
-    def options(self, window: Window | None = None, columnar: bool = False) -> SyncOptions:
-        """How a sync fetches, from this resource's settings."""
+    def options(
+        self, window: Window | None = None, columnar: bool = False, first_cursor: str | None = None
+    ) -> SyncOptions:
+        """How a sync fetches, from this resource's settings.
+
+        Args:
+            window: The records to read; None for the incremental sync.
+            columnar: Whether the warehouse loads parquet (the Arrow route).
+            first_cursor: Where the incremental sync starts if no cursor was saved yet.
+        """
         return SyncOptions(
             page_size=self.page_size,
             timeout=self.timeout_seconds,
             concurrency=self.concurrency,
             lookback_seconds=self.lookback_seconds,
-            initial_cursor=self._initial_cursor(),
+            initial_cursor=first_cursor or INITIAL_CURSOR,
             window=window,
             columnar=self.columnar and columnar,
         )
@@ -156,14 +168,16 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
 
     def build_source(
         self,
-        window: Window | None = None,
+        plan: Reading | None = None,
         stats: SyncStats | None = None,
         loader_file_format: str | None = None,
         listings: Mapping[str, Listing] | None = None,
         pacer: RequestPacer | None = None,
         clock: CrmClock | None = None,
     ) -> DltSource:
-        """A fresh dlt source carrying the token, for one run (of one window, if given).
+        """A fresh dlt source carrying the token, for one run reading ``plan``.
+
+        Without a plan, everything is read, as an incremental sync with no cursor saved.
 
         The Arrow route is taken only when dlt loads parquet, which it writes directly.
         With ``listings``, the source lists every record for a deletion sweep.
@@ -172,7 +186,11 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
             base_url=self.base_url,
             access_token=self.token(),
             resources=self.resources(),
-            options=self.options(window, columnar=loader_file_format == "parquet"),
+            options=self.options(
+                plan.window if plan else None,
+                columnar=loader_file_format == "parquet",
+                first_cursor=plan.first_cursor if plan else None,
+            ),
             stats=stats,
             listings=listings,
             pacer=pacer,
@@ -194,9 +212,10 @@ class CrmApiResource(ConfigurableResource):  # type: ignore[type-arg]
             for name in names
         }
 
-    def _initial_cursor(self) -> str:
+    def first_cursor(self) -> str | None:
+        """``CRM_SYNC_START`` in the contract's format, if set."""
         if not self.sync_start:
-            return INITIAL_CURSOR
+            return None
         return format_moment(parse_moment(self.sync_start, "CRM_SYNC_START"))
 
 

@@ -16,15 +16,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from croniter import croniter
-from dagster import FreshnessPolicy
+from dagster import BackfillPolicy, DailyPartitionsDefinition, FreshnessPolicy
 
 from crm_assets.constants import (
-    DEFAULT_BACKFILL_WINDOW_DAYS,
     DEFAULT_DATASET,
     DEFAULT_DESTINATION,
     DEFAULT_DUCKDB_MEMORY_LIMIT,
     DEFAULT_DUCKDB_PATH,
     DEFAULT_HISTORY_START,
+    DEFAULT_RECONCILE_CRON,
     DEFAULT_RECONCILE_DAYS,
     DEFAULT_SYNC_CRON,
     FRESHNESS_FAIL_INTERVALS,
@@ -36,6 +36,7 @@ from crm_assets.deletions import (
     DEFAULT_SWEEP_MAX_SHARE,
     DELETE_MODES,
 )
+from crm_assets.partitions import crm_partitions
 from crm_assets.sources.crm.dlt_internals import Destination
 from crm_assets.sources.crm.session import check_base_url
 from crm_assets.sources.crm.window import format_moment, parse_moment
@@ -142,8 +143,10 @@ def _whole_seconds(env: Mapping[str, str], variable: str) -> None:
         raise InvalidSettingError(variable, f"must be a whole number of seconds, got {text!r}")
 
 
-def _positive_days(env: Mapping[str, str], variable: str, default: int) -> int:
-    text = env.get(variable) or str(default)
+def _positive_days(env: Mapping[str, str], variable: str, default: int | None) -> int | None:
+    text = env.get(variable) or (str(default) if default is not None else None)
+    if text is None:
+        return None
     try:
         days = int(text)
     except ValueError as exc:
@@ -180,10 +183,13 @@ class LocationSettings:
     destination: str = DEFAULT_DESTINATION
     sync_cron: str = DEFAULT_SYNC_CRON
     history_start: str = format_moment(parse_moment(DEFAULT_HISTORY_START, "history start"))
-    backfill_window: timedelta = timedelta(days=DEFAULT_BACKFILL_WINDOW_DAYS)
-    reconcile_window: timedelta = timedelta(days=DEFAULT_RECONCILE_DAYS)
+    """The first partition's day; that partition also holds every record before it."""
+    backfill_days: int | None = None
+    """Partitions one run of a backfill covers at most; None: one run per backfill."""
+    reconcile_days: int = DEFAULT_RECONCILE_DAYS
+    reconcile_cron: str = DEFAULT_RECONCILE_CRON
     sync_start: str | None = None
-    """First incremental cursor; history backfills end there. None: the first sync loads all."""
+    """Where the first incremental sync may start, if before today's partition."""
     deletes: str = DEFAULT_DELETES
     """How a sweep shows deletions: soft, hard, or off (no sweep schedule)."""
     sweep_cron: str = DEFAULT_SWEEP_CRON
@@ -221,14 +227,15 @@ class LocationSettings:
         share(env.get("CRM_SWEEP_MAX_SHARE") or str(DEFAULT_SWEEP_MAX_SHARE), "CRM_SWEEP_MAX_SHARE")
         history_start = _moment(env, "CRM_HISTORY_START", DEFAULT_HISTORY_START)
         assert history_start is not None
-        window_days = _positive_days(env, "CRM_BACKFILL_WINDOW_DAYS", DEFAULT_BACKFILL_WINDOW_DAYS)
         reconcile_days = _positive_days(env, "CRM_RECONCILE_DAYS", DEFAULT_RECONCILE_DAYS)
+        assert reconcile_days is not None
         settings = cls(
             destination=destination,
             sync_cron=_cron(env, "CRM_SYNC_CRON", DEFAULT_SYNC_CRON),
             history_start=history_start,
-            backfill_window=timedelta(days=window_days),
-            reconcile_window=timedelta(days=reconcile_days),
+            backfill_days=_positive_days(env, "CRM_BACKFILL_WINDOW_DAYS", None),
+            reconcile_days=reconcile_days,
+            reconcile_cron=_cron(env, "CRM_RECONCILE_CRON", DEFAULT_RECONCILE_CRON),
             sync_start=_moment(env, "CRM_SYNC_START", None),
             deletes=_delete_mode(env),
             sweep_cron=_cron(env, "CRM_SWEEP_CRON", DEFAULT_SWEEP_CRON),
@@ -237,6 +244,18 @@ class LocationSettings:
         )
         settings.freshness_policy  # noqa: B018  (checks the windows' order)
         return settings
+
+    @property
+    def partitions(self) -> DailyPartitionsDefinition:
+        """The assets' daily partitions, from the day of ``history_start``."""
+        return crm_partitions(self.history_start)
+
+    @property
+    def backfill_policy(self) -> BackfillPolicy:
+        """One run per backfill, or runs of ``backfill_days`` partitions at most."""
+        if self.backfill_days is None:
+            return BackfillPolicy.single_run()
+        return BackfillPolicy.multi_run(max_partitions_per_run=self.backfill_days)
 
     @property
     def freshness_policy(self) -> FreshnessPolicy:

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import dlt
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
+from dagster import (
+    AssetExecutionContext,
+    DailyPartitionsDefinition,
+    MaterializeResult,
+    MetadataValue,
+)
 
 from crm_assets.config import CrmSyncConfig
+from crm_assets.constants import TRIGGER_TAG
 from crm_assets.deletions import DeletionSweep, TableSweep
 from crm_assets.dlt_resource import CrmDltResource
+from crm_assets.partitions import Reading, reading
 from crm_assets.resources import CrmApiResource, CrmWarehouseResource
 from crm_assets.sources.crm.clock import CrmClock
 from crm_assets.sources.crm.pacing import RequestPacer
@@ -100,13 +108,30 @@ def run_sync(
     config: CrmSyncConfig,
 ) -> Iterator[Any]:
     """Sync the selected resources and yield one materialization per asset, with metadata."""
-    window = config.window()
-    if window is not None:
-        context.log.info(f"Backfilling the window {window.start} .. {window.end}")
+    plan = _reading(context, crm_api)
     clock = CrmClock()
     sweep = _sweep(context, crm_api, warehouse, clock) if config.sweep_deletes else None
+    if sweep is None:
+        context.log.info(_describe(plan))
     with warehouse.run_pipeline(context.log.info) as pipeline:
-        yield from _sync(context, pipeline, dlt_resource, crm_api, warehouse, window, sweep, clock)
+        yield from _sync(context, pipeline, dlt_resource, crm_api, warehouse, plan, sweep, clock)
+
+
+def _reading(context: AssetExecutionContext, crm_api: CrmApiResource) -> Reading:
+    """What the run's partitions (and what launched it) ask the sync to read."""
+    partitions = context.assets_def.partitions_def
+    assert isinstance(partitions, DailyPartitionsDefinition), "the CRM assets are daily"
+    trigger = context.run.tags.get(TRIGGER_TAG)
+    keys = context.partition_key_range
+    return reading(partitions, keys, trigger, datetime.now(UTC), crm_api.first_cursor())
+
+
+def _describe(plan: Reading) -> str:
+    if plan.window is None:
+        return (
+            f"Incremental sync from the saved cursor (the first one starts at {plan.first_cursor})"
+        )
+    return f"Reading the records modified in {plan.window.start} .. {plan.window.end}"
 
 
 def _sweep(
@@ -140,7 +165,7 @@ def _sync(
     dlt_resource: CrmDltResource,
     crm_api: CrmApiResource,
     warehouse: CrmWarehouseResource,
-    window: Window | None,
+    plan: Reading,
     sweep: DeletionSweep | None,
     clock: CrmClock,
 ) -> Iterator[Any]:
@@ -154,7 +179,7 @@ def _sync(
     results = dlt_resource.run(
         context=context,
         dlt_source=crm_api.build_source(
-            window, stats, loader_file_format, sweep.listings if sweep else None, pacer, clock
+            plan, stats, loader_file_format, sweep.listings if sweep else None, pacer, clock
         ),
         dlt_pipeline=pipeline,
         loader_file_format=loader_file_format,
@@ -176,7 +201,7 @@ def _sync(
             tables = profiles(pipeline, selected, columns)
         name = result.asset_key.path[-1]
         extra = sync_metadata(
-            stats.of(name), _duration(pipeline), before[name], after[name], window
+            stats.of(name), _duration(pipeline), before[name], after[name], plan.window
         )
         extra.update(table_metadata(tables[name], swept.get(name)))
         extra["paced_requests_per_second"] = MetadataValue.float(round(pacer.rate or 0.0, 2))

@@ -1,8 +1,11 @@
 """The quick start: a sandbox CRM, a sync, deletions in the CRM, a deletion sweep, the tables.
 
 Run by ``make run`` (``VERBOSE=1 make run`` shows Dagster's whole event log). Both runs go
-through ``dg launch`` as a user would start them. The sandbox is generated afresh each time,
-so the quick start starts from an empty warehouse and instance of its own
+through ``dg launch`` as a user would start them, over every partition
+(``--partition-range first...today``), as the first backfill of history loads a new
+warehouse. The quick start's partitions begin a week back (``CRM_HISTORY_START``); the
+first holds every record before it, which is all the sandbox's. The sandbox is generated
+afresh each time, so the quick start starts from an empty warehouse and instance of its own
 (``data/quickstart.duckdb``, ``.dagster_home/quickstart``). Exits non-zero if a run fails or
 any table's live rows differ from the CRM.
 """
@@ -16,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -23,6 +27,7 @@ import orjson
 import requests
 
 from crm_assets.constants import ASSETS_OP_NAME, DEFAULT_DATASET, SYNC_JOB_NAME
+from crm_assets.partitions import crm_partitions, whole_range
 from crm_assets.sources.crm import RESOURCES
 from crm_assets.sources.crm.settings import DELETED_COLUMN
 from crm_sandbox.data import PATHS
@@ -35,6 +40,7 @@ RECORDS = int(os.environ.get("SANDBOX_RECORDS", "1000"))
 VERBOSE = os.environ.get("VERBOSE", "") not in ("", "0")
 DELETED_PER_PATH = 7
 DATASET = DEFAULT_DATASET
+HISTORY_START = (datetime.now(UTC) - timedelta(days=7)).strftime("%Y-%m-%dT00:00:00Z")
 _MESSAGE = re.compile(r" - INFO - .*? - [0-9a-f-]{36} - (?:\S+ - )?(?P<message>.*)$")
 
 
@@ -56,7 +62,7 @@ def start_sandbox() -> tuple[subprocess.Popen[str], str]:
 
 
 def launch(base_url: str, op_config: Mapping[str, object], title: str) -> bool:
-    """``dg launch --job crm_sync_job`` with ``op_config``; print its progress lines."""
+    """``dg launch --job crm_sync_job`` of every partition with ``op_config``; print progress."""
     print(f"\n{title}")
     env = {
         **os.environ,
@@ -65,6 +71,7 @@ def launch(base_url: str, op_config: Mapping[str, object], title: str) -> bool:
         "CRM_DESTINATION": "duckdb",
         "CRM_DUCKDB_PATH": str(WAREHOUSE),
         "CRM_DATASET": DATASET,
+        "CRM_HISTORY_START": HISTORY_START,
         "DAGSTER_HOME": str(HOME),
     }
     level = "DEBUG" if VERBOSE else "INFO"
@@ -76,7 +83,9 @@ def launch(base_url: str, op_config: Mapping[str, object], title: str) -> bool:
         file.write(orjson.dumps(config))
         file.flush()
         dg = str(Path(sys.executable).parent / "dg")
+        keys = whole_range(crm_partitions(HISTORY_START), datetime.now(UTC))
         command = [dg, "launch", "--job", SYNC_JOB_NAME, "--config", file.name]
+        command += ["--partition-range", f"{keys.start}...{keys.end}"]
         process = subprocess.run(
             command, env=env, cwd=ROOT, capture_output=True, text=True, check=False
         )

@@ -6,18 +6,28 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import closing
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import psycopg2
 import pytest
-from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
+from dagster import (
+    AssetsDefinition,
+    AssetSelection,
+    DagsterInstance,
+    DailyPartitionsDefinition,
+    ExecuteInProcessResult,
+    PartitionKeyRange,
+    materialize,
+)
 
 from crm_assets.assets import build_crm_assets
 from crm_assets.checks import build_crm_checks
+from crm_assets.constants import TRIGGER_TAG
 from crm_assets.dlt_resource import CrmDltResource
+from crm_assets.partitions import crm_partitions, latest_key, range_tags
 from crm_assets.resources import CrmApiResource, CrmWarehouseResource
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
 from tests.postgres import fresh_database, postgres_server
@@ -25,6 +35,45 @@ from tests.postgres import fresh_database, postgres_server
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 SANDBOX_RECORDS = 250
 """Three pages per path: two full, one short."""
+HISTORY_DAYS = 7
+"""The tests' partitions begin this many days before today; the first one also holds every
+record before it (the sandbox's data spans 2024 and 2025), so ranges stay a few days long."""
+
+
+def history_start() -> str:
+    """``CRM_HISTORY_START`` of the tests: midnight UTC a week ago."""
+    start = datetime.now(UTC) - timedelta(days=HISTORY_DAYS)
+    return start.strftime("%Y-%m-%dT00:00:00Z")
+
+
+def partitions_for_tests() -> DailyPartitionsDefinition:
+    """The partitions the tests' assets carry: from a week ago through today."""
+    return crm_partitions(history_start())
+
+
+def crm_assets(destination: str = "duckdb") -> AssetsDefinition:
+    """The nine assets as the code location builds them, on the tests' partitions."""
+    return build_crm_assets(destination, partitions_for_tests())
+
+
+def today() -> str:
+    """Today's partition key."""
+    return latest_key(partitions_for_tests(), datetime.now(UTC))
+
+
+def everything() -> PartitionKeyRange:
+    """The first partition through today's: every record."""
+    partitions = partitions_for_tests()
+    return PartitionKeyRange(partitions.get_first_partition_key() or today(), today())
+
+
+def run_of(keys: PartitionKeyRange | None, trigger: str | None) -> dict[str, Any]:
+    """``materialize`` arguments of a run of today's partition (``keys`` None) or of one range
+    of partitions, tagged with what launched it (None: the UI)."""
+    tags = {TRIGGER_TAG: trigger} if trigger else {}
+    if keys is None:
+        return {"partition_key": today(), "tags": tags}
+    return {"tags": {**range_tags(keys), **tags}}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -232,21 +281,25 @@ def sync(
     token: str = DEFAULT_TOKEN,
     selection: AssetSelection | None = None,
     raise_on_error: bool = True,
-    window: tuple[str, str] | None = None,
+    partitions: PartitionKeyRange | None = None,
     sweep: bool = False,
     instance: DagsterInstance | None = None,
     storage: Mapping[str, str] | None = None,
+    trigger: str | None = None,
     **api: Any,
 ) -> ExecuteInProcessResult:
     """Materialize the CRM assets against ``crm`` into ``warehouse``.
 
-    One window, if given; a deletion sweep with ``sweep``; ``storage`` sets fields of the
-    warehouse resource (e.g. ``deletes``).
+    Today's incremental sync, as the schedule runs it, unless ``partitions`` asks for one run
+    of a range of partitions (as the UI launches it, unless ``trigger`` is given); a deletion
+    sweep of every partition with ``sweep``; ``storage`` sets fields of the warehouse resource.
     """
-    config: dict[str, Any] = {"window_start": window[0], "window_end": window[1]} if window else {}
-    if sweep:
-        config["sweep_deletes"] = True
-    assets = build_crm_assets(warehouse.destination)
+    config: dict[str, Any] = {"sweep_deletes": True} if sweep else {}
+    if sweep and partitions is None:
+        partitions, trigger = everything(), trigger or "sweep"
+    if partitions is None:
+        trigger = trigger or "schedule"
+    assets = crm_assets(warehouse.destination)
     return materialize(
         [assets, build_crm_checks(assets.keys)],
         selection=selection,
@@ -258,7 +311,13 @@ def sync(
         },
         raise_on_error=raise_on_error,
         run_config={"ops": {"crm_dlt_assets": {"config": config}}} if config else None,
+        **run_of(partitions, trigger),
     )
+
+
+def load_all(crm: CrmSandbox, warehouse: Warehouse, **settings: Any) -> ExecuteInProcessResult:
+    """One run of every partition, as the first backfill loads a new warehouse."""
+    return sync(crm, warehouse, partitions=everything(), **settings)
 
 
 def materialized(result: ExecuteInProcessResult) -> dict[str, dict[str, Any]]:

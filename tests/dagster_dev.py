@@ -56,6 +56,10 @@ query($path: [String!]!) {
   assetConditionEvaluationRecordsOrError(assetKey: {path: $path}, limit: 500) {
     ... on AssetConditionEvaluationRecords { records { numRequested runIds } } } }
 """
+BACKFILLS = """
+{ partitionBackfillsOrError { ... on PartitionBackfills { results {
+    id status numPartitions tags { key value } } } } }
+"""
 STOP_SENSOR = "mutation($id: String!) { stopSensor(id: $id) { __typename } }"
 STOP_SCHEDULE = "mutation($id: String!) { stopRunningSchedule(id: $id) { __typename } }"
 
@@ -88,14 +92,22 @@ class DagsterDev:
             run["tags"] = {tag["key"]: tag["value"] for tag in run["tags"]}
         return results
 
-    def _launch(self, selector: dict[str, Any], config: dict[str, Any] | None) -> str:
+    def _launch(
+        self,
+        selector: dict[str, Any],
+        config: dict[str, Any] | None,
+        tags: dict[str, str] | None = None,
+    ) -> str:
         repository = self.repository()
         selector = {
             "repositoryLocationName": repository["location"]["name"],
             "repositoryName": repository["name"],
             **selector,
         }
-        params = {"selector": selector, "runConfigData": config or {}}
+        params: dict[str, Any] = {"selector": selector, "runConfigData": config or {}}
+        if tags:
+            metadata = [{"key": key, "value": value} for key, value in tags.items()]
+            params["executionMetadata"] = {"tags": metadata}
         launched = self.graphql(LAUNCH, params=params)["launchRun"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
         return str(launched["run"]["runId"])
@@ -104,10 +116,19 @@ class DagsterDev:
         """Launch a job from its launchpad."""
         return self._launch({"jobName": job_name}, config)
 
-    def launch_assets(self, paths: Iterable[list[str]]) -> str:
-        """Materialize assets as the UI's Materialize button does (job ``__ASSET_JOB``)."""
+    def launch_assets(self, paths: Iterable[list[str]], partition: str) -> str:
+        """Materialize a partition of assets as the UI's Materialize button does."""
         selection = [{"path": path} for path in paths]
-        return self._launch({"jobName": "__ASSET_JOB", "assetSelection": selection}, None)
+        selector = {"jobName": "__ASSET_JOB", "assetSelection": selection}
+        return self._launch(selector, None, {"dagster/partition": partition})
+
+    def backfills(self) -> list[dict[str, Any]]:
+        """Every backfill, as the Backfills page lists them."""
+        found = self.graphql(BACKFILLS)["partitionBackfillsOrError"]
+        results: list[dict[str, Any]] = found.get("results", [])
+        for backfill in results:
+            backfill["tags"] = {tag["key"]: tag["value"] for tag in backfill["tags"]}
+        return results
 
     def messages(self, run_id: str) -> list[str]:
         events = self.graphql(MESSAGES, id=run_id)["logsForRun"].get("events", [])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,8 +10,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from dagster import PartitionKeyRange
+
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
-from tests.conftest import Warehouse
+from tests.conftest import Warehouse, history_start, run_of
 
 
 def start_sync_process(
@@ -19,23 +22,33 @@ def start_sync_process(
     home: Path,
     config: Path | None = None,
     settings: dict[str, str] | None = None,
+    partitions: PartitionKeyRange | None = None,
+    trigger: str | None = "schedule",
 ) -> subprocess.Popen[bytes]:
     """``dagster job execute`` of the sync job (with a run config file) in its own group.
 
-    ``settings`` are environment variables on top of the warehouse's, e.g. a dlt working
-    folder of its own, as a run on another machine has.
+    Today's incremental sync as the schedule launches it, unless ``partitions`` asks for one
+    run of a range. ``settings`` are environment variables on top of the warehouse's, e.g. a
+    dlt working folder of its own, as a run on another machine has.
     """
     home.mkdir()
     env = {
         **os.environ,
         "CRM_BASE_URL": crm.url,
         "CRM_ACCESS_TOKEN": DEFAULT_TOKEN,
+        "CRM_HISTORY_START": history_start(),
         **warehouse.env(),
         **(settings or {}),
         "DAGSTER_HOME": str(home),
     }
     dagster = str(Path(sys.executable).parent / "dagster")
     command = [dagster, "job", "execute", "-m", "crm_assets.definitions", "-j", "crm_sync_job"]
+    run = run_of(partitions, trigger)
+    tags = {
+        **run["tags"],
+        **({"dagster/partition": run["partition_key"]} if partitions is None else {}),
+    }
+    command += ["--tags", json.dumps(tags)]
     if config is not None:
         command += ["-c", str(config)]
     return subprocess.Popen(
@@ -53,9 +66,13 @@ def kill_sync_process_when(
     warehouse: Warehouse,
     home: Path,
     config: Path | None = None,
+    partitions: PartitionKeyRange | None = None,
 ) -> None:
     """Start a sync process; SIGKILL it as soon as ``moment()`` returns (it blocks until then)."""
-    killed = start_sync_process(crm, warehouse, home, config)
+    trigger = "sweep" if config is not None else ("schedule" if partitions is None else None)
+    killed = start_sync_process(
+        crm, warehouse, home, config, partitions=partitions, trigger=trigger
+    )
     try:
         moment()
     finally:

@@ -29,7 +29,13 @@ def add_run(
     return instance.add_run(run)
 
 
-def materialize_all(instance: DagsterInstance, keys: Collection[AssetKey] = NINE) -> None:
-    """Record a materialization of each of ``keys``, as a finished sync leaves them."""
+def materialize_all(
+    instance: DagsterInstance,
+    keys: Collection[AssetKey] = NINE,
+    partitions: Collection[str] = (),
+) -> None:
+    """Record a materialization of each of ``keys`` (of each of ``partitions``, if given), as
+    finished syncs leave them."""
     for key in keys:
-        instance.report_runless_asset_event(AssetMaterialization(asset_key=key))
+        for partition in partitions or [None]:
+            instance.report_runless_asset_event(AssetMaterialization(key, partition=partition))

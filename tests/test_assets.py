@@ -7,12 +7,18 @@ import time
 import pytest
 from dagster import AssetKey, AssetSelection, TableSchema, materialize
 
-from crm_assets.assets import build_crm_assets
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource
 from crm_assets.sources.crm import RESOURCES
 from crm_sandbox.server import CrmSandbox
-from tests.conftest import SANDBOX_RECORDS, Warehouse, on_every_destination, sync
+from tests.conftest import (
+    SANDBOX_RECORDS,
+    Warehouse,
+    crm_assets,
+    load_all,
+    on_every_destination,
+    run_of,
+)
 from tests.postgres import free_port
 
 
@@ -25,7 +31,7 @@ def _materializations(result) -> dict[str, dict]:  # type: ignore[no-untyped-def
 
 @on_every_destination
 def test_every_table_equals_the_sandbox(sandbox: CrmSandbox, warehouse: Warehouse) -> None:
-    result = sync(sandbox, warehouse)
+    result = load_all(sandbox, warehouse)
 
     assert result.success
     for resource in RESOURCES:
@@ -39,7 +45,7 @@ def test_every_table_equals_the_sandbox(sandbox: CrmSandbox, warehouse: Warehous
 def test_columns_are_snake_case_and_values_survive(
     sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
-    sync(sandbox, warehouse, selection=AssetSelection.assets(AssetKey(["crm", "accounts"])))
+    load_all(sandbox, warehouse, selection=AssetSelection.assets(AssetKey(["crm", "accounts"])))
 
     columns = {
         row[0]
@@ -62,7 +68,7 @@ def test_columns_are_snake_case_and_values_survive(
 
 @on_every_destination
 def test_metadata_records_rows_table_and_columns(sandbox: CrmSandbox, warehouse: Warehouse) -> None:
-    metadata = _materializations(sync(sandbox, warehouse))
+    metadata = _materializations(load_all(sandbox, warehouse))
 
     assert set(metadata) == {resource.name for resource in RESOURCES}
     for name, values in metadata.items():
@@ -76,8 +82,8 @@ def test_metadata_records_rows_table_and_columns(sandbox: CrmSandbox, warehouse:
 def test_a_second_run_in_the_same_process_succeeds(
     sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
-    first = _materializations(sync(sandbox, warehouse))
-    second = _materializations(sync(sandbox, warehouse))
+    first = _materializations(load_all(sandbox, warehouse))
+    second = _materializations(load_all(sandbox, warehouse))
 
     assert first["contacts"]["dagster/column_schema"] == second["contacts"]["dagster/column_schema"]
     assert warehouse.query("select count(*) from crm.contacts") == [(SANDBOX_RECORDS,)]
@@ -85,7 +91,7 @@ def test_a_second_run_in_the_same_process_succeeds(
 
 def test_subset_materializes_only_the_selection(sandbox: CrmSandbox, warehouse: Warehouse) -> None:
     selection = AssetSelection.assets(AssetKey(["crm", "cases"]), AssetKey(["crm", "campaigns"]))
-    result = sync(sandbox, warehouse, selection=selection)
+    result = load_all(sandbox, warehouse, selection=selection)
 
     assert set(_materializations(result)) == {"cases", "campaigns"}
     assert {"cases", "campaigns"} <= warehouse.tables()
@@ -94,7 +100,7 @@ def test_subset_materializes_only_the_selection(sandbox: CrmSandbox, warehouse: 
 
 def test_an_empty_crm_loads_zero_rows_and_succeeds(warehouse: Warehouse) -> None:
     with CrmSandbox(records=0) as empty:
-        result = sync(empty, warehouse)
+        result = load_all(empty, warehouse)
 
     assert result.success
     metadata = _materializations(result)
@@ -106,10 +112,10 @@ def test_an_empty_crm_loads_zero_rows_and_succeeds(warehouse: Warehouse) -> None
 def test_a_rejected_token_fails_clearly_and_keeps_loaded_data(
     sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
-    sync(sandbox, warehouse)
+    load_all(sandbox, warehouse)
     wrong = "wrong-token-5d1c"
 
-    result = sync(sandbox, warehouse, token=wrong, raise_on_error=False)
+    result = load_all(sandbox, warehouse, token=wrong, raise_on_error=False)
 
     assert not result.success
     [failure] = [event for event in result.all_events if event.is_step_failure]
@@ -129,7 +135,7 @@ def test_transient_faults_are_retried_over_http(
     own_sandbox.faults.script("/accounts", ["503", "429", "reset"])
     own_sandbox.faults.script("/cases", ["truncated"])
 
-    result = sync(own_sandbox, warehouse)
+    result = load_all(own_sandbox, warehouse)
 
     assert result.success
     accounts_waits, cases_waits = [2, 3, 8], [2]  # backoff 2, Retry-After 3, backoff 2*2**2
@@ -144,7 +150,7 @@ def test_a_read_timeout_is_retried(
     own_sandbox.faults.slow_seconds = 120  # never answers before the client gives up
     own_sandbox.faults.script("/cases", ["slow"])
 
-    result = sync(
+    result = load_all(
         own_sandbox,
         warehouse,
         selection=AssetSelection.assets(AssetKey(["crm", "cases"])),
@@ -168,10 +174,11 @@ def test_a_crm_out_of_reach_fails_the_run_naming_resource_host_and_setting(
     }
 
     result = materialize(
-        [build_crm_assets("duckdb")],
+        [crm_assets()],
         selection=AssetSelection.assets(AssetKey(["crm", "cases"])),
         resources=resources,
         raise_on_error=False,
+        **run_of(None, "schedule"),
     )
 
     [failure] = [event for event in result.all_events if event.is_step_failure]

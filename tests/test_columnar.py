@@ -10,18 +10,17 @@ import pytest
 from dagster import materialize
 from dlt.common.schema import Schema
 
-from crm_assets.assets import build_crm_assets
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource
 from crm_assets.sources.crm.columnar import TableShape
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
-from tests.conftest import Warehouse, snapshot
+from tests.conftest import Warehouse, crm_assets, everything, run_of, snapshot
 
 
 def load(crm: CrmSandbox, warehouse: Warehouse, columnar: bool) -> None:
     api = CrmApiResource(base_url=crm.url, access_token=DEFAULT_TOKEN, columnar=columnar)
     resources = {"dlt": CrmDltResource(), "crm_api": api, "warehouse": warehouse.resource()}
-    assert materialize([build_crm_assets("duckdb")], resources=resources).success
+    assert materialize([crm_assets()], resources=resources, **run_of(everything(), None)).success
 
 
 def awkward_changes(crm: CrmSandbox) -> None:

@@ -15,14 +15,21 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, materialize
 
-from crm_assets.assets import build_crm_assets
 from crm_assets.constants import SYNC_JOB_NAME
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource
 from crm_assets.sources.crm import RESOURCES
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
-from tests.conftest import Warehouse
-from tests.dagster_dev import EVERY, ROOT, overlapping, running
+from tests.conftest import (
+    Warehouse,
+    crm_assets,
+    everything,
+    history_start,
+    partitions_for_tests,
+    run_of,
+    today,
+)
+from tests.dagster_dev import EVERY, ROOT, DagsterDev, overlapping, running
 from tests.postgres import fresh_database
 from tests.waiting import wait_until
 
@@ -39,6 +46,7 @@ def location_env(crm: CrmSandbox, warehouse: Warehouse, **settings: str) -> dict
     return {
         "CRM_BASE_URL": crm.url,
         "CRM_ACCESS_TOKEN": DEFAULT_TOKEN,
+        "CRM_HISTORY_START": history_start(),
         **warehouse.env(),
         **settings,
     }
@@ -72,16 +80,13 @@ def test_a_ui_materialization_while_a_catch_up_syncs_waits_for_it_without_a_pool
                 "crm_sync_schedule",
                 "crm_sweep_schedule",
             }
-            assert {s["name"] for s in repository["sensors"]} == {
-                "crm_automation_sensor",
-                "crm_backfill_sensor",
-            }
+            assert {s["name"] for s in repository["sensors"]} == {"crm_automation_sensor"}
             nodes = definitions["assetNodes"]
             assert sorted(node["assetKey"]["path"] for node in nodes) == sorted(NINE)
-            assert {node["automationCondition"]["label"] for node in nodes} == {"catch up"}
+            assert {node["automationCondition"]["label"] for node in nodes} == {"keep current"}
 
-            assert holding.wait(timeout=120), "the automation sensor launched no catch-up"
-            ui_run = dev.launch_assets(NINE)
+            assert holding.wait(timeout=120), "the automation sensor launched no backfill"
+            ui_run = dev.launch_assets(NINE, today())
             wait_until(
                 lambda: any("Waiting up to" in line for line in dev.messages(ui_run)),
                 120,
@@ -109,7 +114,9 @@ def test_freshness_drives_a_catch_up_through_declarative_automation(
     with DagsterInstance.from_config(str(home)) as instance:
         api = CrmApiResource(base_url=crm.url, access_token=DEFAULT_TOKEN)
         resources = {"dlt": CrmDltResource(), "crm_api": api, "warehouse": warehouse.resource()}
-        assert materialize([build_crm_assets("duckdb")], resources=resources, instance=instance)
+        assert materialize(
+            [crm_assets()], resources=resources, instance=instance, **run_of(everything(), None)
+        )
     settings = {
         "CRM_FRESHNESS_WARN_MINUTES": "1",
         "CRM_FRESHNESS_FAIL_MINUTES": "60",
@@ -117,23 +124,33 @@ def test_freshness_drives_a_catch_up_through_declarative_automation(
     }
     crm.modify("/cases", 3)
 
+    def requested(dev: DagsterDev) -> dict[tuple[str, ...], list[list[str]]]:
+        """Per asset, the runs of each evaluation that requested a sync of it."""
+        return {
+            tuple(path): [
+                record["runIds"] for record in dev.evaluations(path) if record["numRequested"]
+            ]
+            for path in NINE
+        }
+
     with running(location_env(crm, warehouse, **settings), home) as dev:
         dev.stop_instigators(keep={"crm_automation_sensor"})
         wait_until(
-            lambda: any(run["tags"].get("crm/trigger") == "automation" for run in dev.runs()),
-            180,
-            "no catch-up was launched after the assets turned WARN",
+            lambda: all(requested(dev).values()),
+            240,
+            "not every asset turned WARN and was caught up",
             every=EVERY,
         )
         runs = dev.quiesce()
-        evaluations = {tuple(path): dev.evaluations(path) for path in NINE}
+        caught_up = requested(dev)
 
-    [catch_up] = [run for run in runs if run["tags"].get("crm/trigger") == "automation"]
-    assert catch_up["status"] == "SUCCESS"
-    for path, records in evaluations.items():
-        assert [record["runIds"] for record in records if record["numRequested"]] == [
-            [catch_up["runId"]]
-        ], path
+    automation = {
+        run["runId"]: run for run in runs if run["tags"].get("crm/trigger") == "automation"
+    }
+    assert {run["status"] for run in automation.values()} == {"SUCCESS"}
+    for path, requests in caught_up.items():
+        [[run_id]] = requests  # one catch-up per asset, for the one stale state
+        assert run_id in automation, path
     assert_equal_to_the_crm(crm, warehouse)
 
 
@@ -146,38 +163,40 @@ def production_home(home: Path, postgres_admin_url: str) -> Iterator[tuple[Path,
 
 
 @pytest.mark.parametrize("warehouse", ["postgres"], indirect=True)
-def test_the_production_instance_runs_schedule_automation_and_backfill_one_at_a_time(
+def test_the_production_instance_runs_the_schedule_and_a_sensor_backfill_one_at_a_time(
     own_sandbox: CrmSandbox, warehouse: Warehouse, production_home: tuple[Path, str]
 ) -> None:
-    """Postgres storage, queued runs, the pool limit: every trigger launches, none overlap."""
+    """Postgres storage, queued runs, the pool limit: the automation sensor emits a backfill
+    of the missing partitions (history, with CRM_SYNC_START later than CRM_HISTORY_START),
+    the schedule syncs today; none overlap, and the tables equal the CRM."""
     crm = own_sandbox
     home, storage_url = production_home
     # The schedule's one tick: the first minute that starts at least 30 s from now, after
     # dagster dev is up (a tick that passed before the daemon started is not run).
     tick = (datetime.now(UTC) + timedelta(seconds=90)).replace(second=0, microsecond=0)
+    sync_start = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT00:00:00Z")
     settings = {
         "DAGSTER_POSTGRES_URL": storage_url,
         "CRM_SYNC_CRON": f"{tick.minute} {tick.hour} * * *",
-        "CRM_SYNC_START": "2025-06-01T00:00:00Z",
-        "CRM_BACKFILL_WINDOW_DAYS": "1000",
+        "CRM_SYNC_START": sync_start,
     }
 
-    with running(location_env(crm, warehouse, **settings), home) as dev:
-        wait_until(
-            lambda: (
-                {"automation", "history", "schedule"}
-                <= {
-                    run["tags"].get("crm/trigger")
-                    for run in dev.runs()
-                    if run["status"] == "SUCCESS"
-                }
-            ),
-            300,
-            "the schedule, the automation sensor and the backfill sensor did not all sync",
-            every=EVERY,
+    def done() -> bool:
+        backfills = dev.backfills()
+        scheduled = [run for run in dev.runs() if run["tags"].get("crm/trigger") == "schedule"]
+        return any(backfill["status"].startswith("COMPLETED") for backfill in backfills) and any(
+            run["status"] == "SUCCESS" for run in scheduled
         )
-        runs = dev.quiesce()
 
+    with running(location_env(crm, warehouse, **settings), home) as dev:
+        wait_until(done, 300, "no completed backfill and scheduled sync", every=EVERY)
+        runs = dev.quiesce()
+        backfills = dev.backfills()
+
+    [backfill] = backfills
+    assert backfill["status"] in {"COMPLETED", "COMPLETED_SUCCESS"}, backfill
+    assert backfill["numPartitions"] == len(partitions_for_tests().get_partition_keys())
+    assert backfill["tags"].get("crm/trigger") == "automation"
     assert {run["status"] for run in runs} == {"SUCCESS"}, runs
     assert overlapping(runs) == []
     assert_equal_to_the_crm(crm, warehouse)

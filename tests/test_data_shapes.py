@@ -10,7 +10,7 @@ from dagster import AssetKey, AssetSelection
 from crm_assets.sources.crm import RESOURCES
 from crm_sandbox.faults import TRANSIENT_KINDS
 from crm_sandbox.server import CrmSandbox
-from tests.conftest import Warehouse, sync
+from tests.conftest import Warehouse, load_all, sync
 
 ACCOUNTS = AssetSelection.assets(AssetKey(["crm", "accounts"]))
 
@@ -23,7 +23,7 @@ def columns(warehouse: Warehouse, table: str) -> set[str]:
 
 
 def test_a_new_field_becomes_a_new_column(own_sandbox: CrmSandbox, warehouse: Warehouse) -> None:
-    sync(own_sandbox, warehouse, selection=ACCOUNTS)
+    load_all(own_sandbox, warehouse, selection=ACCOUNTS)
     [changed] = own_sandbox.modify("/accounts", 1, {"LoyaltyTier": "gold"})
 
     sync(own_sandbox, warehouse, selection=ACCOUNTS)
@@ -40,7 +40,7 @@ def test_a_field_changing_type_keeps_every_value(
 ) -> None:
     own_sandbox.modify("/accounts", 1, {"isActive": "not sure"})
 
-    sync(own_sandbox, warehouse, selection=ACCOUNTS)
+    load_all(own_sandbox, warehouse, selection=ACCOUNTS)
 
     assert {"is_active", "is_active__v_text"} <= columns(warehouse, "accounts")
     assert warehouse.query(
@@ -64,6 +64,7 @@ def test_a_soak_of_twenty_syncs_with_faults_ends_equal_to_the_truth(
     monkeypatch.setattr(time, "sleep", lambda _: None)
     failed = 0
     with CrmSandbox(records=250, seed=21) as crm:
+        assert load_all(crm, warehouse).success
         crm.faults.kinds = TRANSIENT_KINDS
         for round_number in range(20):
             crm.faults.rate = 0.1

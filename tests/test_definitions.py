@@ -10,9 +10,17 @@ from dagster import AssetKey, DagsterInstance
 
 from crm_assets.constants import ASSETS_OP_NAME, SYNC_JOB_NAME, WAREHOUSE_POOL
 from crm_assets.definitions import build_definitions, defs
+from crm_assets.partitions import range_tags
 from crm_assets.sources.crm import RESOURCE_NAMES
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
-from tests.conftest import SANDBOX_RECORDS, Warehouse, on_every_destination
+from tests.conftest import (
+    SANDBOX_RECORDS,
+    Warehouse,
+    everything,
+    history_start,
+    on_every_destination,
+    today,
+)
 
 NINE = {
     "accounts",
@@ -73,8 +81,10 @@ def test_the_sync_job_runs_with_settings_from_the_environment(
     monkeypatch.setenv("CRM_BASE_URL", sandbox.url)
     monkeypatch.setenv("CRM_ACCESS_TOKEN", DEFAULT_TOKEN)
     monkeypatch.setenv("CRM_DATASET", "crm")
+    monkeypatch.setenv("CRM_HISTORY_START", history_start())
 
-    result = build_definitions().resolve_job_def(SYNC_JOB_NAME).execute_in_process()
+    job = build_definitions().resolve_job_def(SYNC_JOB_NAME)
+    result = job.execute_in_process(tags=range_tags(everything()))
 
     assert result.success
     assert warehouse.query("select count(*) from crm.cases") == [(SANDBOX_RECORDS,)]
@@ -84,7 +94,7 @@ def test_a_run_without_base_url_fails_naming_the_variable(monkeypatch: pytest.Mo
     job = build_definitions({}).resolve_job_def(SYNC_JOB_NAME)
 
     with pytest.raises(Exception, match="CRM_BASE_URL"):
-        job.execute_in_process()
+        job.execute_in_process(partition_key=today())
 
 
 def test_the_shipped_instance_config_serialises_warehouse_runs(tmp_path: Path) -> None:

@@ -9,13 +9,22 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, AssetSelection, ExecuteInProcessResult, materialize
 
-from crm_assets.assets import build_crm_assets
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource, CrmWarehouseResource
 from crm_assets.sources.crm import RESOURCES
 from crm_sandbox.data import PATHS
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
-from tests.conftest import TIME_FORMAT, Warehouse, materialized, on_every_destination, sync
+from tests.conftest import (
+    TIME_FORMAT,
+    Warehouse,
+    crm_assets,
+    everything,
+    load_all,
+    materialized,
+    on_every_destination,
+    run_of,
+    sync,
+)
 from tests.processes import kill_sync_process_when
 from tests.waiting import wait_for, wait_until
 
@@ -39,7 +48,7 @@ def test_syncs_fetch_only_changes_and_keep_the_warehouse_equal(
     own_sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
     crm = own_sandbox
-    first = sync(crm, warehouse)
+    first = load_all(crm, warehouse)
     assert rows_loaded(first) == {resource.name: 120 for resource in RESOURCES}
 
     changed = crm.modify("/accounts", 5) + crm.add("/accounts", 3)
@@ -66,7 +75,7 @@ def test_a_failed_run_then_a_normal_run_leaves_the_warehouse_equal(
     own_sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
     crm = own_sandbox
-    sync(crm, warehouse)
+    load_all(crm, warehouse)
     crm.modify("/contacts", 4)
     crm.add("/cases", 150)
     crm.faults.script("/cases", ["ok", "401"])
@@ -84,7 +93,7 @@ def test_a_subset_sync_leaves_the_other_cursors_alone(
     own_sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
     crm = own_sandbox
-    sync(crm, warehouse)
+    load_all(crm, warehouse)
     crm.modify("/accounts", 3)
     crm.modify("/cases", 3)
 
@@ -105,7 +114,7 @@ def test_the_newest_version_wins_when_a_batch_holds_an_id_twice(
     first_id = store.order[0][1]
     crm.on_request("/activities", 2, lambda: store.modify([first_id]))
 
-    sync(crm, warehouse, selection=AssetSelection.assets(AssetKey(["crm", "activities"])))
+    load_all(crm, warehouse, selection=AssetSelection.assets(AssetKey(["crm", "activities"])))
 
     assert warehouse.cursors("activities")[first_id] == crm.truth("/activities")[first_id]
 
@@ -115,7 +124,7 @@ def test_a_run_killed_during_extraction_then_a_normal_run_is_equal(
     warehouse: Warehouse, tmp_path: Path
 ) -> None:
     with CrmSandbox(records=400, seed=5, latency=0.05) as crm:
-        sync(crm, warehouse)
+        load_all(crm, warehouse)
         crm.modify("/accounts", 30)
         crm.add("/opportunities", 250)
         crm.reset_stats()
@@ -137,7 +146,7 @@ def test_a_run_killed_while_loading_then_a_normal_run_is_equal(
     warehouse: Warehouse, tmp_path: Path
 ) -> None:
     with CrmSandbox(records=6000, seed=8) as crm:
-        sync(crm, warehouse, selection=AssetSelection.assets(AssetKey(["crm", "cases"])))
+        load_all(crm, warehouse, selection=AssetSelection.assets(AssetKey(["crm", "cases"])))
         crm.modify("/accounts", 500)
         crm.add("/cases", 400)
 
@@ -150,9 +159,11 @@ def test_a_run_killed_while_loading_then_a_normal_run_is_equal(
                 "the sync process did not start loading",
             )
 
-        kill_sync_process_when(loading, crm, warehouse, tmp_path / "dagster_home")
+        kill_sync_process_when(
+            loading, crm, warehouse, tmp_path / "dagster_home", partitions=everything()
+        )
 
-        sync(crm, warehouse)
+        load_all(crm, warehouse)
         assert_equal_to_truth(crm, warehouse)
 
 
@@ -162,7 +173,9 @@ def test_the_same_id_twice_in_a_page_loads_one_row(
 ) -> None:
     own_sandbox.faults.script("/campaigns", ["duplicate-id"])
 
-    sync(own_sandbox, warehouse, selection=AssetSelection.assets(AssetKey(["crm", "campaigns"])))
+    load_all(
+        own_sandbox, warehouse, selection=AssetSelection.assets(AssetKey(["crm", "campaigns"]))
+    )
 
     assert warehouse.cursors("campaigns") == own_sandbox.truth("/campaigns")
 
@@ -182,7 +195,9 @@ def test_running_out_of_duckdb_memory_names_the_setting_and_the_next_sync_comple
                 duckdb_memory_limit=memory_limit,
             ),
         }
-        return materialize([build_crm_assets("duckdb")], resources=resources, raise_on_error=False)
+        return materialize(
+            [crm_assets()], resources=resources, raise_on_error=False, **run_of(everything(), None)
+        )
 
     with CrmSandbox(records=3000, seed=3) as crm:
         starved = run("4MB")
@@ -199,7 +214,7 @@ def test_a_sync_under_a_rate_limit_succeeds_equal_with_few_refusals(
     warehouse: Warehouse, headers: bool
 ) -> None:
     with CrmSandbox(records=150, seed=6, rate_limit=6, rate_limit_headers=headers) as crm:
-        result = sync(crm, warehouse)
+        result = load_all(crm, warehouse)
 
         statuses = crm.stats()["statuses"]
         assert result.success
@@ -221,6 +236,7 @@ def test_a_record_stamped_in_the_future_does_not_hold_the_cursor_there(
     crm = own_sandbox
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime(TIME_FORMAT)
     [ahead] = crm.change("/accounts", [crm.data.store("/accounts").order[5][1]], at=tomorrow)
+    load_all(crm, warehouse, selection=ACCOUNTS)  # up to the end of today: not that record
 
     first = sync(crm, warehouse, selection=ACCOUNTS)
     changed = crm.modify("/accounts", 4)
@@ -243,6 +259,7 @@ def test_a_second_change_within_one_modifiedtime_is_loaded(
     own_sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
     crm = own_sandbox
+    load_all(crm, warehouse, selection=ACCOUNTS)
     [key] = crm.modify("/accounts", 1, {"Name": "first"})
     sync(crm, warehouse, selection=ACCOUNTS)
     same_moment = crm.truth("/accounts")[key]

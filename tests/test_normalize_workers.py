@@ -8,7 +8,6 @@ import dlt
 import pytest
 from dagster import materialize
 
-from crm_assets.assets import build_crm_assets
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource
 from crm_assets.sources.crm import dlt_defaults, normalize_workers
@@ -19,7 +18,7 @@ from crm_assets.sources.crm.normalize_workers import (
     workers_for,
 )
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
-from tests.conftest import Warehouse, snapshot
+from tests.conftest import Warehouse, crm_assets, everything, run_of, snapshot
 
 
 @pytest.mark.parametrize(
@@ -61,7 +60,7 @@ def list_heavy_sync(
     monkeypatch.setattr(dlt_defaults, "normalize_workers", recorded)
     api = CrmApiResource(base_url=crm.url, access_token=DEFAULT_TOKEN)
     resources = {"dlt": CrmDltResource(), "crm_api": api, "warehouse": warehouse.resource()}
-    assert materialize([build_crm_assets("duckdb")], resources=resources).success
+    assert materialize([crm_assets()], resources=resources, **run_of(everything(), None)).success
     return answers
 
 

@@ -12,17 +12,24 @@ from dagster import (
     AssetSelection,
     DagsterInstance,
     ExecuteInProcessResult,
+    PartitionKeyRange,
     materialize,
 )
 
-from crm_assets.assets import build_crm_assets
 from crm_assets.checks import build_crm_checks
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource
 from crm_assets.sources.crm import RESOURCES
 from crm_assets.sources.crm.stats import SyncStats
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
-from tests.conftest import Warehouse, materialized, sync
+from tests.conftest import (
+    Warehouse,
+    crm_assets,
+    load_all,
+    materialized,
+    partitions_for_tests,
+    sync,
+)
 
 CASES = AssetKey(["crm", "cases"])
 
@@ -34,17 +41,12 @@ def evaluations(result: ExecuteInProcessResult) -> dict[tuple[str, str], Any]:
     }
 
 
-def run(
-    crm: CrmSandbox,
-    warehouse: Warehouse,
-    selection: AssetSelection,
-    instance: DagsterInstance | None = None,
-) -> ExecuteInProcessResult:
-    assets = build_crm_assets("duckdb")
+def check_again(crm: CrmSandbox, warehouse: Warehouse) -> ExecuteInProcessResult:
+    """A run of the checks of ``crm/cases`` alone, as the UI's "Execute checks" launches it."""
+    assets = crm_assets()
     return materialize(
         [assets, build_crm_checks(assets.keys)],
-        selection=selection,
-        instance=instance,
+        selection=AssetSelection.checks_for_assets(CASES),
         resources={
             "dlt": CrmDltResource(),
             "crm_api": CrmApiResource(base_url=crm.url, access_token=DEFAULT_TOKEN),
@@ -59,7 +61,7 @@ def change(warehouse: Warehouse, sql: str) -> None:
 
 
 def test_every_check_passes_on_a_correct_load(sandbox: CrmSandbox, warehouse: Warehouse) -> None:
-    found = evaluations(sync(sandbox, warehouse))
+    found = evaluations(load_all(sandbox, warehouse))
 
     assert len(found) == 3 * len(RESOURCES)
     assert all(evaluation.passed for evaluation in found.values())
@@ -68,10 +70,10 @@ def test_every_check_passes_on_a_correct_load(sandbox: CrmSandbox, warehouse: Wa
 def test_a_duplicated_id_fails_its_check_with_the_count(
     own_sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
-    sync(own_sandbox, warehouse, selection=AssetSelection.assets(CASES))
+    load_all(own_sandbox, warehouse, selection=AssetSelection.assets(CASES))
     change(warehouse, "insert into crm.cases select * from crm.cases limit 2")
 
-    found = evaluations(run(own_sandbox, warehouse, AssetSelection.checks_for_assets(CASES)))
+    found = evaluations(check_again(own_sandbox, warehouse))
 
     failed = found[("cases", "id_unique_and_not_null")]
     assert not failed.passed
@@ -82,13 +84,13 @@ def test_a_duplicated_id_fails_its_check_with_the_count(
 def test_a_null_cursor_fails_its_check_with_the_count(
     own_sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
-    sync(own_sandbox, warehouse, selection=AssetSelection.assets(CASES))
+    load_all(own_sandbox, warehouse, selection=AssetSelection.assets(CASES))
     change(
         warehouse,
         "update crm.cases set modifiedtime = null where id in (select id from crm.cases limit 3)",
     )
 
-    found = evaluations(run(own_sandbox, warehouse, AssetSelection.checks_for_assets(CASES)))
+    found = evaluations(check_again(own_sandbox, warehouse))
 
     assert not found[("cases", "cursor_not_null")].passed
     assert found[("cases", "cursor_not_null")].metadata["null_cursors"].value == 3
@@ -97,9 +99,9 @@ def test_a_null_cursor_fails_its_check_with_the_count(
 def test_a_dropped_row_count_fails_its_check(own_sandbox: CrmSandbox, warehouse: Warehouse) -> None:
     cases = AssetSelection.assets(CASES)
     with DagsterInstance.ephemeral() as instance:
-        first = run(own_sandbox, warehouse, cases, instance)
+        first = load_all(own_sandbox, warehouse, selection=cases, instance=instance)
         change(warehouse, "delete from crm.cases where id in (select id from crm.cases limit 10)")
-        second = run(own_sandbox, warehouse, cases, instance)
+        second = sync(own_sandbox, warehouse, selection=cases, instance=instance)
 
     assert evaluations(first)[("cases", "row_count_did_not_drop")].passed
     check = evaluations(second)[("cases", "row_count_did_not_drop")]
@@ -115,15 +117,15 @@ def test_run_metadata_equals_the_sandbox_counts(
     crm = own_sandbox
     crm.faults.script("/cases", ["503", "429"])
 
-    found = materialized(sync(crm, warehouse))
+    found = materialized(load_all(crm, warehouse))
 
     served = crm.stats()
     for resource in RESOURCES:
         values = found[resource.name]
         assert values["rows_loaded"] == values["records_fetched"] == 120
         assert values["dagster/row_count"] == 120
-        assert values["cursor_before"] == ""
-        assert values["cursor_after"] == max(crm.truth(resource.path).values())
+        assert values["cursor_before"] == values["cursor_after"] == ""  # a window keeps it
+        assert values["window_start"] == "1970-01-01T00:00:00.000000Z"  # the first partition
         assert values["bytes_fetched"] > 0 and values["duration_seconds"] > 0
     by_path: dict[str, int] = {}
     for resource in RESOURCES:
@@ -135,14 +137,22 @@ def test_run_metadata_equals_the_sandbox_counts(
     assert found["accounts"]["retries"] == 0
 
 
-def test_a_window_run_records_its_window(sandbox: CrmSandbox, warehouse: Warehouse) -> None:
-    window = ("2024-06-01T00:00:00.000000Z", "2024-07-01T00:00:00.000000Z")
+def test_a_run_of_partitions_records_its_window(sandbox: CrmSandbox, warehouse: Warehouse) -> None:
+    first, last, following = partitions_for_tests().get_partition_keys()[2:5]
 
     found = materialized(
-        sync(sandbox, warehouse, window=window, selection=AssetSelection.assets(CASES))
+        sync(
+            sandbox,
+            warehouse,
+            partitions=PartitionKeyRange(first, last),
+            selection=AssetSelection.assets(CASES),
+        )
     )
 
-    assert (found["cases"]["window_start"], found["cases"]["window_end"]) == window
+    assert (found["cases"]["window_start"], found["cases"]["window_end"]) == (
+        f"{first}T00:00:00.000000Z",
+        f"{following}T00:00:00.000000Z",
+    )
 
 
 def test_progress_is_logged_at_most_once_per_interval() -> None:

@@ -12,8 +12,9 @@ from dagster import DagsterInstance, serialize_value
 
 from crm_assets.constants import SYNC_JOB_NAME
 from crm_assets.definitions import build_definitions
+from crm_assets.partitions import range_tags
 from crm_sandbox.server import CrmSandbox
-from tests.conftest import Warehouse
+from tests.conftest import Warehouse, everything, history_start
 
 TOKEN = "tok-Secret-7f3a9c21"
 WRONG = "tok-Wrong-55e0b7d4"
@@ -30,13 +31,17 @@ def run_job(crm: CrmSandbox, warehouse: Warehouse, token: str, instance: Dagster
     environ = {
         "CRM_BASE_URL": crm.url,
         "CRM_ACCESS_TOKEN": token,
+        "CRM_HISTORY_START": history_start(),
         **warehouse.env(),
     }
     with pytest.MonkeyPatch.context() as patch:
         for name, value in environ.items():
             patch.setenv(name, value)
         job = build_definitions().resolve_job_def(SYNC_JOB_NAME)
-        return job.execute_in_process(instance=instance, raise_on_error=False).success
+        run = job.execute_in_process(
+            instance=instance, raise_on_error=False, tags=range_tags(everything())
+        )
+        return run.success
 
 
 def leaks(text: str | bytes) -> set[str]:

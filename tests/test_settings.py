@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from dagster import build_schedule_context
+from dagster import BackfillPolicy, build_schedule_context
 
-from crm_assets.config import CrmSyncConfig
 from crm_assets.definitions import build_definitions
 from crm_assets.settings import InvalidSettingError, LocationSettings, longest_interval
 
@@ -79,30 +77,32 @@ def test_backfill_settings_are_normalised() -> None:
             "CRM_SYNC_START": "2024-02-01T08:00:00+02:00",
             "CRM_BACKFILL_WINDOW_DAYS": "10",
             "CRM_RECONCILE_DAYS": "2",
+            "CRM_RECONCILE_CRON": "0 5 * * *",
         }
     )
 
     assert settings.history_start == "2023-05-01T00:00:00.000000Z"
+    assert settings.partitions.get_first_partition_key() == "2023-05-01"
     assert settings.sync_start == "2024-02-01T06:00:00.000000Z"
-    assert settings.backfill_window == timedelta(days=10)
-    assert settings.reconcile_window == timedelta(days=2)
+    assert settings.backfill_policy == BackfillPolicy.multi_run(max_partitions_per_run=10)
+    assert (settings.reconcile_days, settings.reconcile_cron) == (2, "0 5 * * *")
+    assert LocationSettings.from_env({}).backfill_policy == BackfillPolicy.single_run()
 
 
 @pytest.mark.parametrize(
-    ("config", "problem"),
+    ("variable", "value", "problem"),
     [
-        ({"window_start": "2024-01-01T00:00:00Z"}, "must be set together"),
-        ({"window_start": "2024-02-01", "window_end": "2024-01-01"}, "must be after"),
-        ({"window_start": "soon", "window_end": "2024-01-01"}, "window_start must be an ISO"),
-        (
-            {"window_start": "2024-01-01", "window_end": "2024-02-01", "sweep_deletes": True},
-            "sweep_deletes lists every record",
-        ),
+        ("CRM_BACKFILL_WINDOW_DAYS", "0", "at least 1 day"),
+        ("CRM_RECONCILE_DAYS", "three", "whole number of days"),
+        ("CRM_RECONCILE_CRON", "daily", "not a cron expression"),
+        ("CRM_HISTORY_START", "2024-13-01", "ISO-8601"),
     ],
 )
-def test_a_bad_backfill_window_is_refused(config: dict[str, Any], problem: str) -> None:
-    with pytest.raises(ValueError, match=problem):
-        CrmSyncConfig(**config).window()
+def test_a_bad_backfill_setting_is_refused(variable: str, value: str, problem: str) -> None:
+    with pytest.raises(InvalidSettingError, match=problem) as raised:
+        LocationSettings.from_env({variable: value})
+
+    assert raised.value.variable == variable
 
 
 def test_the_sweep_schedule_is_weekly_and_follows_its_settings() -> None:
@@ -112,9 +112,15 @@ def test_the_sweep_schedule_is_weekly_and_follows_its_settings() -> None:
     assert default.cron_schedule == "30 3 * * 0"
     assert default.execution_timezone == "UTC"
     assert default.job_name == "crm_sync_job"
-    [request] = default.evaluate_tick(build_schedule_context()).run_requests or []
+    tick = datetime(2026, 3, 1, 3, 30, tzinfo=UTC)
+    defs = build_definitions({})
+    context = build_schedule_context(
+        scheduled_execution_time=tick, repository_def=defs.get_repository_def()
+    )
+    [request] = default.evaluate_tick(context).run_requests or []
     assert request.run_config == {"ops": {"crm_dlt_assets": {"config": {"sweep_deletes": True}}}}
     assert request.tags["crm/trigger"] == "sweep"
+    assert request.partition_key == "2026-03-01"
     assert custom.resolve_schedule_def("crm_sweep_schedule").cron_schedule == "0 2 1 * *"
     off = build_definitions({"CRM_DELETES": "off"})
     assert [schedule.name for schedule in off.schedules or []] == ["crm_sync_schedule"]

@@ -11,15 +11,31 @@ from typing import Any
 import duckdb
 import psycopg2
 import pytest
-from dagster import AssetCheckEvaluation, AssetKey, AssetSelection, DagsterInstance
+from dagster import (
+    AssetCheckEvaluation,
+    AssetKey,
+    AssetSelection,
+    DagsterInstance,
+    materialize,
+)
 
+from crm_assets.checks import build_crm_checks
 from crm_assets.deletions import DeletionSweep
+from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource
 from crm_assets.sources.crm import RESOURCE_NAMES, RESOURCES
 from crm_assets.sources.crm.stats import SyncStats
 from crm_sandbox.data import PATHS
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
-from tests.conftest import Warehouse, materialized, on_every_destination, sync
+from tests.conftest import (
+    Warehouse,
+    crm_assets,
+    everything,
+    load_all,
+    materialized,
+    on_every_destination,
+    sync,
+)
 from tests.processes import kill_sync_process_when, start_sync_process
 from tests.waiting import wait_for, wait_until
 
@@ -51,7 +67,7 @@ def test_a_soft_sweep_marks_exactly_the_deleted_records(
 ) -> None:
     crm = own_sandbox
     with DagsterInstance.ephemeral() as instance:
-        sync(crm, warehouse, instance=instance)
+        load_all(crm, warehouse, instance=instance)
         deleted = delete_everywhere(crm)
         crm.modify("/cases", 3)
 
@@ -81,7 +97,7 @@ def test_a_hard_sweep_removes_the_deleted_records_and_their_child_rows(
 ) -> None:
     crm = own_sandbox
     with DagsterInstance.ephemeral() as instance:
-        sync(crm, warehouse, instance=instance)
+        load_all(crm, warehouse, instance=instance)
         tagged = {
             key for key, record in crm.data.store("/accounts").records.items() if record["Tags"]
         }
@@ -112,7 +128,7 @@ def test_a_restored_record_is_live_again_after_the_next_sync(
     own_sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
     crm = own_sandbox
-    sync(crm, warehouse, selection=ACCOUNTS)
+    load_all(crm, warehouse, selection=ACCOUNTS)
     deleted = crm.delete("/accounts", 4)
     sync(crm, warehouse, selection=ACCOUNTS, sweep=True)
     assert warehouse.deleted_ids("accounts") == set(deleted)
@@ -128,7 +144,7 @@ def test_an_incremental_sync_after_a_sweep_keeps_the_marks(
     own_sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
     crm = own_sandbox
-    sync(crm, warehouse, selection=ACCOUNTS)
+    load_all(crm, warehouse, selection=ACCOUNTS)
     deleted = set(crm.delete("/accounts", 5))
     sync(crm, warehouse, selection=ACCOUNTS, sweep=True)
     marked_at = warehouse.query(
@@ -177,7 +193,7 @@ def test_a_record_skipped_by_drift_during_the_sweep_is_not_marked(
 ) -> None:
     crm = own_sandbox
     store = crm.data.store("/accounts")
-    sync(crm, warehouse, selection=ACCOUNTS)
+    load_all(crm, warehouse, selection=ACCOUNTS)
     deleted_before = set(crm.delete("/accounts", 3))
     seen = drift(crm, store.delete if kind == "delete" else store.modify)
 
@@ -199,7 +215,7 @@ def test_a_sweep_that_fails_marks_nothing_and_keeps_the_cursor(
     own_sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
     crm = own_sandbox
-    sync(crm, warehouse, selection=ACCOUNTS)
+    load_all(crm, warehouse, selection=ACCOUNTS)
     cursor = warehouse.cursor("accounts")
     crm.delete("/accounts", 4)
     crm.on_request("/accounts", 3, lambda: crm.faults.script("/accounts", ["401"]))
@@ -216,7 +232,7 @@ def test_a_sweep_refuses_to_mark_most_of_a_table(
     own_sandbox: CrmSandbox, warehouse: Warehouse
 ) -> None:
     crm = own_sandbox
-    sync(crm, warehouse, selection=ACCOUNTS)
+    load_all(crm, warehouse, selection=ACCOUNTS)
     deleted = set(crm.delete("/accounts", 70))
 
     refused = sync(crm, warehouse, selection=ACCOUNTS, sweep=True, raise_on_error=False)
@@ -233,7 +249,7 @@ def test_a_sweep_refuses_to_mark_most_of_a_table(
 
 
 def test_a_sweep_with_deletes_off_is_refused(own_sandbox: CrmSandbox, warehouse: Warehouse) -> None:
-    sync(own_sandbox, warehouse, selection=ACCOUNTS)
+    load_all(own_sandbox, warehouse, selection=ACCOUNTS)
     own_sandbox.delete("/accounts", 2)
 
     refused = sync(
@@ -256,7 +272,7 @@ def test_the_row_count_check_allows_exactly_the_rows_the_sweep_marked(
     crm = own_sandbox
     checks_only = AssetSelection.checks_for_assets(AssetKey(["crm", "accounts"]))
     with DagsterInstance.ephemeral() as instance:
-        sync(crm, warehouse, selection=ACCOUNTS, instance=instance)
+        load_all(crm, warehouse, selection=ACCOUNTS, instance=instance)
         crm.delete("/accounts", 6)
         swept = sync(crm, warehouse, selection=ACCOUNTS, sweep=True, instance=instance)
         assert checks(swept)[("accounts", "row_count_did_not_drop")].passed
@@ -266,7 +282,16 @@ def test_the_row_count_check_allows_exactly_the_rows_the_sweep_marked(
                 "(select id from crm.accounts where _crm_deleted_at is null limit 1)"
             )
 
-        rechecked = sync(crm, warehouse, selection=checks_only, instance=instance)
+        rechecked = materialize(
+            [crm_assets(), build_crm_checks(crm_assets().keys)],
+            selection=checks_only,
+            instance=instance,
+            resources={
+                "dlt": CrmDltResource(),
+                "crm_api": CrmApiResource(base_url=crm.url, access_token=DEFAULT_TOKEN),
+                "warehouse": warehouse.resource(),
+            },
+        )
 
     check = checks(rechecked)[("accounts", "row_count_did_not_drop")]
     assert not check.passed
@@ -281,7 +306,7 @@ def test_a_sweep_failing_while_it_marks_leaves_every_table_unmarked(
 ) -> None:
     """The sixth table swept refuses its marks; the five marked before it are rolled back."""
     crm = own_sandbox
-    sync(crm, warehouse)
+    load_all(crm, warehouse)
     delete_everywhere(crm)
     warehouse.execute(
         "alter table crm.cases add constraint refuses_marks check (_crm_deleted_at is null)"
@@ -300,7 +325,7 @@ def test_a_sweep_killed_while_confirming_marks_nothing_and_keeps_the_cursor(
     own_sandbox: CrmSandbox, warehouse: Warehouse, tmp_path: Path
 ) -> None:
     crm = own_sandbox
-    sync(crm, warehouse, selection=ACCOUNTS)
+    load_all(crm, warehouse, selection=ACCOUNTS)
     cursor = warehouse.cursor("accounts")
     deleted = set(crm.delete("/accounts", 5))
     confirming, killed = threading.Event(), threading.Event()
@@ -320,6 +345,7 @@ def test_a_sweep_killed_while_confirming_marks_nothing_and_keeps_the_cursor(
             warehouse,
             tmp_path / "home",
             config,
+            partitions=everything(),
         )
     finally:
         killed.set()
@@ -338,7 +364,7 @@ def test_a_crm_clock_behind_this_machine_marks_no_record_changed_after_the_listi
     lookback would put after the start of the sweep."""
     with CrmSandbox(records=120, seed=11, clock_offset=-600) as crm:
         store = crm.data.store("/accounts")
-        sync(crm, warehouse, selection=ACCOUNTS)
+        load_all(crm, warehouse, selection=ACCOUNTS)
         deleted_before = set(crm.delete("/accounts", 3))
         seen = drift(crm, store.modify)
         listing_requests = 2
@@ -359,7 +385,7 @@ def test_the_sweep_starts_from_the_crms_clock_before_its_listing_not_after(
     page 4 changes in between, so neither lists it, and an hour of the CRM's clock passes
     before page 4 is answered. Only a start taken before the listing began finds it."""
     with CrmSandbox(records=452, seed=4) as crm:
-        sync(crm, warehouse, selection=ACCOUNTS)
+        load_all(crm, warehouse, selection=ACCOUNTS)
         deleted_before = set(crm.delete("/accounts", 2))  # 450: four full pages, then 50
         changed = crm.data.store("/accounts").order[350][1]
         last_page_answered = threading.Event()
@@ -387,7 +413,7 @@ def test_a_load_landing_between_a_sweeps_listing_and_its_marks_marks_only_the_de
     """Another run merges every row after the sweep loaded its listing: the rows it rewrote
     were listed by the sweep, so none of them is a candidate."""
     crm = own_sandbox
-    sync(crm, warehouse, selection=ACCOUNTS)
+    load_all(crm, warehouse, selection=ACCOUNTS)
     deleted = set(crm.delete("/accounts", 3))
     api = CrmApiResource(base_url=crm.url, access_token=DEFAULT_TOKEN)
     [accounts] = [resource for resource in api.resources() if resource.name == "accounts"]
@@ -397,8 +423,7 @@ def test_a_load_landing_between_a_sweeps_listing_and_its_marks_marks_only_the_de
     source = api.build_source(listings=sweep.listings).with_resources("accounts")
     listed = pipeline.run(source)
 
-    everything = ("1970-01-01T00:00:00Z", "2100-01-01T00:00:00Z")
-    sync(crm, warehouse, selection=ACCOUNTS, window=everything)
+    sync(crm, warehouse, selection=ACCOUNTS, partitions=everything())
     readers = api.page_readers(["accounts"], SyncStats())
     sweep.finish(
         pipeline, readers, listed.loads_ids[-1], {"accounts": warehouse.cursor("accounts")}
@@ -427,7 +452,7 @@ def test_two_sweeps_at_once_on_postgres_take_turns_and_mark_only_the_deleted(
     waits for the warehouse while the first confirms, then both mark exactly the deleted."""
     crm = own_sandbox
     assert warehouse.postgres_url is not None
-    sync(crm, warehouse)
+    load_all(crm, warehouse)
     deleted = delete_everywhere(crm)
     confirming, released = threading.Event(), threading.Event()
 
@@ -440,7 +465,8 @@ def test_two_sweeps_at_once_on_postgres_take_turns_and_mark_only_the_deleted(
     config = tmp_path / "sweep.yaml"
     config.write_text("ops:\n  crm_dlt_assets:\n    config:\n      sweep_deletes: true\n")
     share = {"CRM_SWEEP_MAX_SHARE": "1"}
-    first = start_sync_process(crm, warehouse, tmp_path / "first", config, share)
+    sweep = {"partitions": everything(), "trigger": "sweep"}
+    first = start_sync_process(crm, warehouse, tmp_path / "first", config, share, **sweep)
     try:
         wait_for(confirming, 180, "the first sweep did not confirm")
         second = start_sync_process(
@@ -449,6 +475,7 @@ def test_two_sweeps_at_once_on_postgres_take_turns_and_mark_only_the_deleted(
             tmp_path / "second",
             config,
             {**share, "CRM_PIPELINES_DIR": str(tmp_path / "second-pipelines")},
+            **sweep,
         )
         wait_until(
             lambda: advisory_lock_waiters(warehouse.postgres_url or "") > 0,

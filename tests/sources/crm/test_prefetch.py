@@ -16,7 +16,6 @@ import pytest
 from dagster import materialize
 from requests import PreparedRequest, Request, Response
 
-from crm_assets.assets import build_crm_assets
 from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.resources import CrmApiResource
 from crm_assets.sources.crm.heap import HeapTrimmer
@@ -24,7 +23,7 @@ from crm_assets.sources.crm.paginator import pages_in
 from crm_assets.sources.crm.prefetch import AdaptiveLimit, Prefetcher
 from crm_sandbox.faults import TRANSIENT_KINDS, FaultPlan
 from crm_sandbox.server import DEFAULT_TOKEN, CrmSandbox
-from tests.conftest import Warehouse, snapshot
+from tests.conftest import Warehouse, crm_assets, everything, run_of, snapshot
 
 PAGES = 10
 
@@ -38,7 +37,7 @@ def load(crm: CrmSandbox, root: Path, concurrency: int) -> Warehouse:
         ),
         "warehouse": warehouse.resource(),
     }
-    assert materialize([build_crm_assets("duckdb")], resources=resources).success
+    assert materialize([crm_assets()], resources=resources, **run_of(everything(), None)).success
     return warehouse
 
 
