@@ -45,8 +45,10 @@ format: install
 typecheck: install
 	$(BIN)/mypy
 
-defs: install  ## Load the definitions as Dagster does (dg check defs)
+defs: install  ## Check every defs.yaml and load the definitions as Dagster does
+	$(BIN)/dg check yaml
 	$(BIN)/dg check defs
+	$(BIN)/dg list defs > /dev/null
 
 sandbox: install  ## Serve the sandbox CRM on 127.0.0.1:$(SANDBOX_PORT)
 	$(BIN)/crm-sandbox --port $(SANDBOX_PORT) --records $(SANDBOX_RECORDS)

@@ -30,7 +30,7 @@ import duckdb
 import requests
 from tree_memory import TreeSampler
 
-from crm_assets.constants import SYNC_JOB_NAME
+from crm_assets.constants import DEFAULT_NAMES
 from crm_assets.sources.crm.settings import RESOURCE_NAMES
 from crm_sandbox.data import PATHS
 from crm_sandbox.server import DEFAULT_TOKEN as TOKEN
@@ -283,7 +283,7 @@ def cli_sync(url: str, home: Path, work: Path) -> Run:
     }
     tags = {"dagster/partition": today.strftime("%Y-%m-%d"), "crm/trigger": "schedule"}
     dagster = str(Path(sys.executable).parent / "dagster")
-    command = [dagster, "job", "execute", "-m", "crm_assets.definitions", "-j", SYNC_JOB_NAME]
+    command = [dagster, "job", "execute", "-m", "crm_assets.definitions", "-j", DEFAULT_NAMES.job]
     command += ["--tags", json.dumps(tags)]
     seconds, peak, _ = run_process(command, env, ROOT)
     return Run(seconds, warehouse_rows(work / "crm_warehouse.duckdb"), peak)

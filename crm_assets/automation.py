@@ -34,7 +34,8 @@ from dagster import (
     DefaultSensorStatus,
 )
 
-from crm_assets.constants import AUTOMATION_SENSOR_NAME, GROUP_NAME, TRIGGER_TAG
+from crm_assets.constants import TRIGGER_TAG
+from crm_assets.naming import CrmNames
 
 Condition = AutomationCondition[AssetKey]
 
@@ -99,11 +100,11 @@ def sync_condition(reconcile_cron: str, reconcile_days: int) -> Condition:
     ).with_label("keep current")
 
 
-def build_automation_sensor() -> AutomationConditionSensorDefinition:
-    """The sensor evaluating the CRM assets' conditions; running by default, emitting backfills."""
+def build_automation_sensor(names: CrmNames) -> AutomationConditionSensorDefinition:
+    """The sensor evaluating one CRM's conditions; running by default, emitting backfills."""
     return AutomationConditionSensorDefinition(
-        AUTOMATION_SENSOR_NAME,
-        target=AssetSelection.groups(GROUP_NAME),
+        names.automation_sensor,
+        target=AssetSelection.groups(names.group),
         default_status=DefaultSensorStatus.RUNNING,
         run_tags={TRIGGER_TAG: "automation"},
         emit_backfills=True,

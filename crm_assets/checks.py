@@ -17,7 +17,8 @@ from dagster import (
     multi_asset_check,
 )
 
-from crm_assets.constants import WAREHOUSE_POOL
+from crm_assets.constants import DEFAULT_NAMES
+from crm_assets.naming import CrmNames
 from crm_assets.resources import CrmWarehouseResource
 from crm_assets.sources.crm import RESOURCES
 from crm_assets.warehouse_sql import TableProfile, profiles
@@ -109,19 +110,26 @@ def _results(key: AssetKey, table: TableProfile, history: RowHistory) -> Iterato
     )
 
 
-def build_crm_checks(keys: Iterable[AssetKey]) -> AssetChecksDefinition:
-    """The three checks of every CRM asset, in one op that runs after the sync."""
+def build_crm_checks(
+    keys: Iterable[AssetKey], names: CrmNames = DEFAULT_NAMES
+) -> AssetChecksDefinition:
+    """The three checks of every asset of one CRM, in one op that runs after the sync."""
     specs = [
         AssetCheckSpec(name, asset=key, description=description)
         for key in keys
         for name, description in _DESCRIPTIONS.items()
     ]
 
-    @multi_asset_check(specs=specs, name="crm_table_checks", can_subset=True, pool=WAREHOUSE_POOL)
-    def crm_table_checks(
-        context: AssetCheckExecutionContext, warehouse: CrmWarehouseResource
-    ) -> Iterator[AssetCheckResult]:
+    @multi_asset_check(
+        specs=specs,
+        name=names.checks_op,
+        can_subset=True,
+        pool=names.pool,
+        required_resource_keys={names.warehouse_resource},
+    )
+    def crm_table_checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
         """Profile each synced table: ids, live rows, cursor values."""
+        warehouse: CrmWarehouseResource = getattr(context.resources, names.warehouse_resource)
         selected: set[AssetCheckKey] = set(context.selected_asset_check_keys)
         keys = sorted({check.asset_key for check in selected})
         with warehouse.run_pipeline(context.log.info) as pipeline:

@@ -1,21 +1,15 @@
-"""Names and policy shared by every module of the code location."""
+"""Policy and defaults shared by every module of the code location.
+
+The names of one CRM's definitions (asset keys, jobs, schedules, pools, ...) live in
+``naming``; ``DEFAULT_NAMES`` are those of the default CRM.
+"""
 
 from __future__ import annotations
 
-KEY_PREFIX = "crm"
-"""First part of every asset key: ``crm/<resource>``."""
+from crm_assets.naming import CrmNames
 
-GROUP_NAME = "crm"
-ASSETS_OP_NAME = "crm_dlt_assets"
-"""Name of the one multi-asset op; run config for backfills is addressed to it."""
-
-PIPELINE_NAME = "crm"
-"""dlt pipeline name; dlt keeps its state in the destination under this name."""
-
-SYNC_JOB_NAME = "crm_sync_job"
-
-WAREHOUSE_POOL = "crm_warehouse"
-"""Dagster pool of every run that writes the warehouse."""
+DEFAULT_NAMES = CrmNames()
+"""The default CRM's names: ``crm/<resource>`` assets, ``crm_sync_job``, ``crm_warehouse``."""
 
 DEFAULT_DESTINATION = "duckdb"
 DEFAULT_DATASET = "crm"
@@ -54,9 +48,6 @@ tables several times larger than two threads can within the same limit
 PARQUET_DESTINATIONS = frozenset({"duckdb", "motherduck"})
 """Destinations loaded from parquet files: far faster and leaner than dlt's default."""
 
-SYNC_SCHEDULE_NAME = "crm_sync_schedule"
-SWEEP_SCHEDULE_NAME = "crm_sweep_schedule"
-AUTOMATION_SENSOR_NAME = "crm_automation_sensor"
 
 DEFAULT_SYNC_CRON = "0 * * * *"
 """Hourly; override with CRM_SYNC_CRON."""

@@ -1,66 +1,40 @@
-"""The code location's one ``Definitions``: assets, job, schedules, sensors, resources, policy."""
+"""The code location: every CRM instance under ``crm_assets/defs``, checked apart.
+
+``crm_assets/defs/crm/defs.yaml`` holds the default CRM (``crm/<resource>`` assets,
+``crm_sync_job``), configured by the ``CRM_*`` variables; a ``defs.yaml`` per further CRM
+adds its own (README). Loading reads no secret and makes no request: values bound with
+``EnvVar`` are resolved when a run starts.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
-from dagster import (
-    AssetSelection,
-    Definitions,
-    define_asset_job,
-    definitions,
-    in_process_executor,
-)
+from dagster import Definitions, definitions, load_from_defs_folder
 
-from crm_assets.assets import build_crm_assets
-from crm_assets.automation import build_automation_sensor, sync_condition
-from crm_assets.checks import build_crm_checks
-from crm_assets.constants import GROUP_NAME, SYNC_JOB_NAME
-from crm_assets.dlt_resource import CrmDltResource
-from crm_assets.resources import resources_from_env
-from crm_assets.schedules import build_sweep_schedule, build_sync_schedule
-from crm_assets.settings import LocationSettings
+from crm_assets.components.crm_sync import CrmSync
+from crm_assets.components.instances import check_instances_apart, instances_of
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def build_definitions(environ: Mapping[str, str] | None = None) -> Definitions:
-    """Build the definitions for an environment (``os.environ`` by default).
+    """The default CRM's definitions for an environment (``os.environ`` by default).
 
-    Settings are checked here, so a bad value fails the load naming its variable. Values
-    a run uses are resolved from ``EnvVar`` bindings when it starts: loading needs no secret.
+    What the shipped ``defs.yaml`` builds, without the file: for tests and scripts.
     """
-    settings = LocationSettings.from_env(environ)
-    partitions = settings.partitions
-    sync_job = define_asset_job(
-        SYNC_JOB_NAME,
-        selection=AssetSelection.groups(GROUP_NAME),
-        description=(
-            "Sync the CRM assets' partitions into the warehouse (all nine unless a subset is "
-            "given): a day of records' modifiedtime each; today's from the schedule is the "
-            "incremental sync."
-        ),
-    )
-    crm_assets = build_crm_assets(
-        settings.destination,
-        partitions,
-        settings.backfill_policy,
-        settings.freshness_policy,
-        sync_condition(settings.reconcile_cron, settings.reconcile_days),
-    )
-    schedules = [build_sync_schedule(settings.sync_cron, partitions)]
-    if settings.deletes != "off":
-        schedules.append(build_sweep_schedule(settings.sweep_cron, partitions))
-    return Definitions(
-        assets=[crm_assets],
-        asset_checks=[build_crm_checks(crm_assets.keys)],
-        jobs=[sync_job],
-        schedules=schedules,
-        sensors=[build_automation_sensor()],
-        resources={"dlt": CrmDltResource(), **resources_from_env(environ)},
-        executor=in_process_executor,
-    )
+    return CrmSync().definitions(environ)
+
+
+def load_location(project_root: Path = PROJECT_ROOT) -> Definitions:
+    """Every CRM instance of a project's defs folder, refused if two would collide."""
+    loaded = load_from_defs_folder(path_within_project=project_root)
+    check_instances_apart(instances_of(loaded))
+    return loaded
 
 
 @definitions
 def defs() -> Definitions:
     """Loaded by Dagster when the code location starts, not when this module is imported."""
-    return build_definitions()
+    return load_location()

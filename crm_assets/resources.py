@@ -21,14 +21,16 @@ from crm_assets.constants import (
     DEFAULT_DESTINATION,
     DEFAULT_DUCKDB_MEMORY_LIMIT,
     DEFAULT_DUCKDB_PATH,
+    DEFAULT_NAMES,
     DUCKDB_CHECKPOINT_THRESHOLD,
     DUCKDB_LOAD_THREADS,
     DUCKDB_START_MEMORY_LIMIT,
     PARQUET_DESTINATIONS,
-    PIPELINE_NAME,
 )
 from crm_assets.deletions import DEFAULT_DELETES, DEFAULT_SWEEP_MAX_SHARE, DELETE_MODES
+from crm_assets.dlt_resource import CrmDltResource
 from crm_assets.duckdb_destination import LoadMemory, SteppedMemoryDuckDb
+from crm_assets.naming import CrmNames
 from crm_assets.partitions import Reading
 from crm_assets.settings import InvalidSettingError, memory_limit_bytes, share
 from crm_assets.sources.crm import CrmResource, crm_source, with_paths
@@ -237,6 +239,10 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
         description="The most memory DuckDB may use while loading (destination duckdb).",
     )
     dataset: str = Field(default=DEFAULT_DATASET, description="Dataset (schema) name.")
+    pipeline_name: str = Field(
+        default=DEFAULT_NAMES.pipeline,
+        description="dlt pipeline: its working folder, and its state in the dataset.",
+    )
     pipelines_dir: str | None = Field(
         default=None, description="Where dlt keeps its working files; dlt's default if unset."
     )
@@ -319,9 +325,9 @@ class CrmWarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
         Args:
             connection: An open DuckDB connection for dlt to use instead of opening the file.
         """
-        use_sync_defaults(PIPELINE_NAME)
+        use_sync_defaults(self.pipeline_name)
         return dlt.pipeline(
-            pipeline_name=PIPELINE_NAME,
+            pipeline_name=self.pipeline_name,
             destination=self._destination(connection),
             dataset_name=self.dataset,
             pipelines_dir=cast(str, self.pipelines_dir),  # dlt takes None as its default
@@ -393,30 +399,47 @@ def _bound(environ: Mapping[str, str], **fields: str) -> dict[str, Any]:
     }
 
 
-def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The resources bound to the ``CRM_*`` environment variables that are set.
+def crm_resources(
+    names: CrmNames = DEFAULT_NAMES,
+    environ: Mapping[str, str] | None = None,
+    given: Mapping[str, Any] | None = None,
+    base_url_env: str = "CRM_BASE_URL",
+    access_token_env: str = "CRM_ACCESS_TOKEN",
+) -> dict[str, Any]:
+    """One CRM's resources under its resource keys, bound to the variables that are set.
 
     Values are resolved by Dagster at run time; only which variables are set is read here.
-    ``CRM_BASE_URL`` has no default, so it is always bound: a run without it fails naming it.
+    The URL is always bound: a run without it fails naming its variable. The default CRM
+    reads ``CRM_DATASET`` and ``CRM_DUCKDB_PATH``, and its token falls back to the seed's
+    ``access_token`` in ``.dlt/secrets.toml``; any other CRM's token is always bound to its
+    own variable. ``given`` holds values set in ``defs.yaml`` (and derived from the key
+    prefix), which no variable overrides.
     """
     env = os.environ if environ is None else environ
+    given = dict(given or {})
     lock_wait = LOCK_WAIT_VARIABLE if env.get(LOCK_WAIT_VARIABLE) else OLD_LOCK_WAIT_VARIABLE
+    variables = {
+        "destination": "CRM_DESTINATION",
+        "duckdb_memory_limit": "CRM_DUCKDB_MEMORY_LIMIT",
+        "pipelines_dir": "CRM_PIPELINES_DIR",
+        "lock_wait_seconds": lock_wait,
+        "deletes": "CRM_DELETES",
+        "sweep_max_share": "CRM_SWEEP_MAX_SHARE",
+    }
+    if names.is_default:
+        variables |= {"duckdb_path": "CRM_DUCKDB_PATH", "dataset": "CRM_DATASET"}
+    fields = set(CrmWarehouseResource.model_fields)
+    warehouse = {key: value for key, value in given.items() if key in fields}
+    bound = {field: var for field, var in variables.items() if field not in warehouse}
+    api: dict[str, Any] = {"base_url": EnvVar(base_url_env)}
+    if not names.is_default or env.get(access_token_env):
+        api["access_token"] = EnvVar(access_token_env)
+    api |= _bound(env, sync_start="CRM_SYNC_START") if "sync_start" not in given else {}
+    api |= {key: value for key, value in given.items() if key in CrmApiResource.model_fields}
     return {
-        "crm_api": CrmApiResource(
-            base_url=EnvVar("CRM_BASE_URL"),
-            **_bound(env, access_token="CRM_ACCESS_TOKEN", sync_start="CRM_SYNC_START"),
-        ),
-        "warehouse": CrmWarehouseResource(
-            **_bound(
-                env,
-                destination="CRM_DESTINATION",
-                duckdb_path="CRM_DUCKDB_PATH",
-                duckdb_memory_limit="CRM_DUCKDB_MEMORY_LIMIT",
-                dataset="CRM_DATASET",
-                pipelines_dir="CRM_PIPELINES_DIR",
-                lock_wait_seconds=lock_wait,
-                deletes="CRM_DELETES",
-                sweep_max_share="CRM_SWEEP_MAX_SHARE",
-            )
+        names.dlt_resource: CrmDltResource(),
+        names.api_resource: CrmApiResource(**api),
+        names.warehouse_resource: CrmWarehouseResource(
+            pipeline_name=names.pipeline, **_bound(env, **bound), **warehouse
         ),
     }

@@ -1,4 +1,4 @@
-"""The schedules of the sync job: today's incremental sync, and the weekly deletion sweep."""
+"""The schedules of one CRM's sync job: today's incremental sync, and the weekly sweep."""
 
 from __future__ import annotations
 
@@ -14,13 +14,8 @@ from dagster import (
     schedule,
 )
 
-from crm_assets.constants import (
-    ASSETS_OP_NAME,
-    SWEEP_SCHEDULE_NAME,
-    SYNC_JOB_NAME,
-    SYNC_SCHEDULE_NAME,
-    TRIGGER_TAG,
-)
+from crm_assets.constants import TRIGGER_TAG
+from crm_assets.naming import CrmNames
 from crm_assets.partitions import latest_key
 
 
@@ -29,7 +24,9 @@ def _tick_time(context: ScheduleEvaluationContext) -> datetime:
     return moment.astimezone(UTC) if moment is not None else datetime.now(UTC)
 
 
-def build_sync_schedule(cron: str, partitions: DailyPartitionsDefinition) -> ScheduleDefinition:
+def build_sync_schedule(
+    cron: str, partitions: DailyPartitionsDefinition, names: CrmNames
+) -> ScheduleDefinition:
     """Sync today's partition on ``cron`` (UTC): the incremental sync from the saved cursor."""
 
     def request(context: ScheduleEvaluationContext) -> RunRequest:
@@ -37,14 +34,17 @@ def build_sync_schedule(cron: str, partitions: DailyPartitionsDefinition) -> Sch
         return RunRequest(partition_key=latest, tags={TRIGGER_TAG: "schedule"})
 
     return _sync_job_schedule(
-        SYNC_SCHEDULE_NAME,
+        names.sync_schedule,
+        names.job,
         cron,
-        "Incremental sync of the nine CRM assets: today's partition, from the saved cursor.",
+        "Incremental sync of the CRM assets: today's partition, from the saved cursor.",
         request,
     )
 
 
-def build_sweep_schedule(cron: str, partitions: DailyPartitionsDefinition) -> ScheduleDefinition:
+def build_sweep_schedule(
+    cron: str, partitions: DailyPartitionsDefinition, names: CrmNames
+) -> ScheduleDefinition:
     """Sweep deletions on ``cron`` (UTC): a run of today's partition that lists every record.
 
     A sweep lists every record, whatever partitions its run names; the schedule names today's
@@ -59,20 +59,22 @@ def build_sweep_schedule(cron: str, partitions: DailyPartitionsDefinition) -> Sc
         return RunRequest(
             partition_key=latest_key(partitions, _tick_time(context)),
             tags={TRIGGER_TAG: "sweep"},
-            run_config={"ops": {ASSETS_OP_NAME: {"config": {"sweep_deletes": True}}}},
+            run_config={"ops": {names.assets_op: {"config": {"sweep_deletes": True}}}},
         )
 
     return _sync_job_schedule(
-        SWEEP_SCHEDULE_NAME,
+        names.sweep_schedule,
+        names.job,
         cron,
-        "Deletion sweep of the nine CRM assets: list every record, merge them, mark the rows "
-        "the CRM no longer lists (CRM_DELETES).",
+        "Deletion sweep of the CRM assets: list every record, merge them, mark the rows the "
+        "CRM no longer lists (CRM_DELETES).",
         request,
     )
 
 
 def _sync_job_schedule(
     name: str,
+    job_name: str,
     cron: str,
     description: str,
     request: Callable[[ScheduleEvaluationContext], RunRequest],
@@ -80,7 +82,7 @@ def _sync_job_schedule(
     """A running-by-default UTC schedule of the sync job."""
     return schedule(
         name=name,
-        job_name=SYNC_JOB_NAME,
+        job_name=job_name,
         cron_schedule=cron,
         execution_timezone="UTC",
         default_status=DefaultScheduleStatus.RUNNING,

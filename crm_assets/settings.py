@@ -178,9 +178,11 @@ def longest_interval(cron: str) -> timedelta:
 
 @dataclass(frozen=True)
 class LocationSettings:
-    """What the definitions are built from."""
+    """What one CRM's definitions are built from, read from ``CRM_*`` variables."""
 
     destination: str = DEFAULT_DESTINATION
+    dataset: str = DEFAULT_DATASET
+    duckdb_path: str = DEFAULT_DUCKDB_PATH
     sync_cron: str = DEFAULT_SYNC_CRON
     history_start: str = format_moment(parse_moment(DEFAULT_HISTORY_START, "history start"))
     """The first partition's day; that partition also holds every record before it."""
@@ -199,22 +201,29 @@ class LocationSettings:
     """Fail after this long without a sync; None: three schedule intervals."""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> LocationSettings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, base_url_env: str = "CRM_BASE_URL"
+    ) -> LocationSettings:
         """Read and check the settings.
+
+        Args:
+            environ: The variables (``os.environ`` by default).
+            base_url_env: The variable holding the CRM's URL, checked if set.
 
         Raises:
             InvalidSettingError: Naming the first variable with a bad value.
         """
         env = os.environ if environ is None else environ
-        if env.get("CRM_BASE_URL"):
+        if env.get(base_url_env):
             try:
-                check_base_url(env["CRM_BASE_URL"])
+                check_base_url(env[base_url_env])
             except ValueError as exc:
-                raise InvalidSettingError("CRM_BASE_URL", str(exc)) from exc
+                raise InvalidSettingError(base_url_env, str(exc)) from exc
         destination = _check_destination(env.get("CRM_DESTINATION") or DEFAULT_DESTINATION)
+        dataset = env.get("CRM_DATASET") or DEFAULT_DATASET
+        duckdb_path = env.get("CRM_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH
         if destination == "duckdb":
-            path = Path(env.get("CRM_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
-            dataset = env.get("CRM_DATASET") or DEFAULT_DATASET
+            path = Path(duckdb_path)
             if path.stem == dataset:
                 raise InvalidSettingError(
                     "CRM_DUCKDB_PATH",
@@ -231,6 +240,8 @@ class LocationSettings:
         assert reconcile_days is not None
         settings = cls(
             destination=destination,
+            dataset=dataset,
+            duckdb_path=duckdb_path,
             sync_cron=_cron(env, "CRM_SYNC_CRON", DEFAULT_SYNC_CRON),
             history_start=history_start,
             backfill_days=_positive_days(env, "CRM_BACKFILL_WINDOW_DAYS", None),

@@ -201,7 +201,11 @@ def _sync(
             tables = profiles(pipeline, selected, columns)
         name = result.asset_key.path[-1]
         extra = sync_metadata(
-            stats.of(name), _duration(pipeline), before[name], after[name], plan.window
+            stats.of(name),
+            _duration(pipeline),
+            before[name],
+            after[name],
+            None if sweep else plan.window,  # a sweep lists every record, whatever its days
         )
         extra.update(table_metadata(tables[name], swept.get(name)))
         extra["paced_requests_per_second"] = MetadataValue.float(round(pacer.rate or 0.0, 2))

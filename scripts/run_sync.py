@@ -26,7 +26,7 @@ import duckdb
 import orjson
 import requests
 
-from crm_assets.constants import ASSETS_OP_NAME, DEFAULT_DATASET, SYNC_JOB_NAME
+from crm_assets.constants import DEFAULT_DATASET, DEFAULT_NAMES
 from crm_assets.partitions import crm_partitions, whole_range
 from crm_assets.sources.crm import RESOURCES
 from crm_assets.sources.crm.settings import DELETED_COLUMN
@@ -76,7 +76,7 @@ def launch(base_url: str, op_config: Mapping[str, object], title: str) -> bool:
     }
     level = "DEBUG" if VERBOSE else "INFO"
     config = {
-        "ops": {ASSETS_OP_NAME: {"config": dict(op_config)}},
+        "ops": {DEFAULT_NAMES.assets_op: {"config": dict(op_config)}},
         "loggers": {"console": {"config": {"log_level": level}}},
     }
     with tempfile.NamedTemporaryFile("wb", suffix=".json") as file:
@@ -84,7 +84,7 @@ def launch(base_url: str, op_config: Mapping[str, object], title: str) -> bool:
         file.flush()
         dg = str(Path(sys.executable).parent / "dg")
         keys = whole_range(crm_partitions(HISTORY_START), datetime.now(UTC))
-        command = [dg, "launch", "--job", SYNC_JOB_NAME, "--config", file.name]
+        command = [dg, "launch", "--job", DEFAULT_NAMES.job, "--config", file.name]
         command += ["--partition-range", f"{keys.start}...{keys.end}"]
         process = subprocess.run(
             command, env=env, cwd=ROOT, capture_output=True, text=True, check=False

@@ -20,7 +20,6 @@ from dagster import (
     evaluate_automation_conditions,
 )
 
-from crm_assets.constants import AUTOMATION_SENSOR_NAME, SYNC_JOB_NAME, SYNC_SCHEDULE_NAME
 from crm_assets.definitions import build_definitions
 from tests.conftest import history_start, partitions_for_tests, today
 from tests.runs import NINE, materialize_all
@@ -67,7 +66,7 @@ def start_run(defs: Definitions, instance: DagsterInstance, keys: set[AssetKey])
 
 
 def test_the_schedule_requests_todays_partition_of_the_nine(defs: Definitions) -> None:
-    schedule = defs.resolve_schedule_def(SYNC_SCHEDULE_NAME)
+    schedule = defs.resolve_schedule_def("crm_sync_schedule")
     tick = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
     context = build_schedule_context(
@@ -77,17 +76,17 @@ def test_the_schedule_requests_todays_partition_of_the_nine(defs: Definitions) -
 
     assert schedule.cron_schedule == "0 * * * *"
     assert schedule.default_status == DefaultScheduleStatus.RUNNING
-    assert schedule.job_name == SYNC_JOB_NAME
+    assert schedule.job_name == "crm_sync_job"
     assert request.tags["crm/trigger"] == "schedule"
     assert request.partition_key == today()
-    job = defs.resolve_job_def(SYNC_JOB_NAME)
+    job = defs.resolve_job_def("crm_sync_job")
     assert set(job.asset_layer.executable_asset_keys) == NINE
 
 
 def test_the_schedule_cron_is_overridable() -> None:
     defs = build_definitions({"CRM_SYNC_CRON": "*/15 * * * *"})
 
-    assert defs.resolve_schedule_def(SYNC_SCHEDULE_NAME).cron_schedule == "*/15 * * * *"
+    assert defs.resolve_schedule_def("crm_sync_schedule").cron_schedule == "*/15 * * * *"
 
 
 def test_every_asset_has_the_freshness_policy(defs: Definitions) -> None:
@@ -112,7 +111,7 @@ def test_the_freshness_windows_can_be_set_apart_from_the_cron() -> None:
 
 def test_every_asset_is_automated_and_the_sensor_emits_backfills(defs: Definitions) -> None:
     graph = defs.resolve_asset_graph()
-    sensor = defs.resolve_sensor_def(AUTOMATION_SENSOR_NAME)
+    sensor = defs.resolve_sensor_def("crm_automation_sensor")
 
     assert isinstance(sensor, AutomationConditionSensorDefinition)
     assert sensor.default_status == DefaultSensorStatus.RUNNING

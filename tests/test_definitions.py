@@ -8,7 +8,6 @@ import pytest
 import yaml
 from dagster import AssetKey, DagsterInstance
 
-from crm_assets.constants import ASSETS_OP_NAME, SYNC_JOB_NAME, WAREHOUSE_POOL
 from crm_assets.definitions import build_definitions, defs
 from crm_assets.partitions import range_tags
 from crm_assets.sources.crm import RESOURCE_NAMES
@@ -51,8 +50,8 @@ def test_every_asset_has_group_kinds_description_and_pool() -> None:
         assert node.kinds == {"dlt", "duckdb"}
         assert node.description
         assert not node.parent_keys
-    assert {node.assets_def.op.name for node in graph.asset_nodes} == {ASSETS_OP_NAME}
-    assert {node.assets_def.op.pool for node in graph.asset_nodes} == {WAREHOUSE_POOL}
+    assert {node.assets_def.op.name for node in graph.asset_nodes} == {"crm_dlt_assets"}
+    assert {node.assets_def.op.pool for node in graph.asset_nodes} == {"crm_warehouse"}
 
 
 def test_kinds_follow_the_destination() -> None:
@@ -66,7 +65,7 @@ def test_kinds_follow_the_destination() -> None:
 def test_definitions_load_without_secrets_or_network() -> None:
     loaded = defs()
 
-    job = loaded.resolve_job_def(SYNC_JOB_NAME)
+    job = loaded.resolve_job_def("crm_sync_job")
     assert len(job.asset_layer.executable_asset_keys) == len(NINE)
     assert loaded.resources is not None
     assert set(loaded.resources) == {"dlt", "crm_api", "warehouse"}
@@ -83,7 +82,7 @@ def test_the_sync_job_runs_with_settings_from_the_environment(
     monkeypatch.setenv("CRM_DATASET", "crm")
     monkeypatch.setenv("CRM_HISTORY_START", history_start())
 
-    job = build_definitions().resolve_job_def(SYNC_JOB_NAME)
+    job = build_definitions().resolve_job_def("crm_sync_job")
     result = job.execute_in_process(tags=range_tags(everything()))
 
     assert result.success
@@ -91,7 +90,7 @@ def test_the_sync_job_runs_with_settings_from_the_environment(
 
 
 def test_a_run_without_base_url_fails_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    job = build_definitions({}).resolve_job_def(SYNC_JOB_NAME)
+    job = build_definitions({}).resolve_job_def("crm_sync_job")
 
     with pytest.raises(Exception, match="CRM_BASE_URL"):
         job.execute_in_process(partition_key=today())

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, serialize_value
 
-from crm_assets.constants import SYNC_JOB_NAME
 from crm_assets.definitions import build_definitions
 from crm_assets.partitions import range_tags
 from crm_sandbox.server import CrmSandbox
@@ -37,7 +36,7 @@ def run_job(crm: CrmSandbox, warehouse: Warehouse, token: str, instance: Dagster
     with pytest.MonkeyPatch.context() as patch:
         for name, value in environ.items():
             patch.setenv(name, value)
-        job = build_definitions().resolve_job_def(SYNC_JOB_NAME)
+        job = build_definitions().resolve_job_def("crm_sync_job")
         run = job.execute_in_process(
             instance=instance, raise_on_error=False, tags=range_tags(everything())
         )
