@@ -69,9 +69,9 @@ class SyncStats:
 
     def response(self, resource: str, status: int, size: int) -> None:
         """Count one response of ``resource``."""
-        stats = self.of(resource)
         now = self._clock()
         with self._lock:
+            stats = self.resources.setdefault(resource, ResourceStats())
             if stats.started is None:
                 stats.started = stats.logged = now
             stats.requests += 1
@@ -80,21 +80,20 @@ class SyncStats:
 
     def page(self, resource: str, records: int) -> None:
         """Count one well-formed page of ``records`` and maybe log progress."""
-        stats = self.of(resource)
         now = self._clock()
         with self._lock:
+            stats = self.resources.setdefault(resource, ResourceStats())
             stats.pages += 1
             stats.records += records
-            due = self._log is not None and now - stats.logged >= self._interval
-            if due:
-                stats.logged = now
+            if self._log is None or now - stats.logged < self._interval:
+                return
+            stats.logged = now
             started = stats.started if stats.started is not None else now
             line = (
                 f"{resource}: {stats.pages} pages, {stats.records} records so far, "
                 f"{stats.records / max(now - started, 1e-9):.0f} records/s"
             )
-        if due and self._log is not None:
-            self._log(line)
+        self._log(line)
 
     def future(self, resource: str, key: str, value: str) -> None:
         """Count a record of ``resource`` whose cursor value lay beyond the CRM's present."""
