@@ -179,3 +179,11 @@ def test_a_bad_attribute_names_the_attribute_not_the_variable() -> None:
     assert str(raised.value).startswith(
         "x/defs.yaml (key_prefix crm_eu): attributes.reconcile_cron:"
     )
+
+
+def test_the_resources_a_defs_yaml_may_name_are_the_sources_own() -> None:
+    from typing import get_args
+
+    from crm_assets.components.crm_sync import ResourceName
+
+    assert get_args(ResourceName) == tuple(RESOURCE_NAMES)
